@@ -1,0 +1,42 @@
+"""The `Amplifier` capability: what the player needs from a PA amplifier, whatever its protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class AmplifierState:
+    """A snapshot read back from the amplifier."""
+
+    powered: bool
+    muted: bool
+    volume_pct: int
+    zones: tuple[int, ...] = ()
+    emergency: bool = False
+    faults: tuple[str, ...] = ()
+    temperature_c: Optional[float] = None
+    extra: dict = field(default_factory=dict)
+
+
+class Amplifier(Protocol):
+    """Drive a PA amplifier around a playback. Every method raises `AmplifierFault` on failure."""
+
+    def power_on(self) -> None: ...
+
+    def standby(self) -> None: ...
+
+    def set_zones(self, zones: Sequence[int]) -> None: ...
+
+    def set_volume(self, volume_pct: int) -> None: ...
+
+    def set_emergency(self, enabled: bool) -> None: ...
+
+    def mute(self) -> None: ...
+
+    def unmute(self) -> None: ...
+
+    def read_state(self) -> AmplifierState: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""skyvoice build stage (workstation): the only package that imports torch."""

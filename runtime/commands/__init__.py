@@ -1,0 +1,1 @@
+"""One module per `skyvoice` subcommand; each exposes `register(subparsers)` and keeps heavy imports inside `run`."""

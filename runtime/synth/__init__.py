@@ -1,0 +1,1 @@
+"""Synthesis: the GPT loop and SoVITS decoder over a GraphRunner (ONNX Runtime or TensorRT)."""
