@@ -1,0 +1,1 @@
+"""One module per exported graph, each with a frozen `GraphSpec` and a builder."""
