@@ -1,0 +1,103 @@
+"""`gpt_prefill.onnx`: the GPT prefix pass (text phones + BERT + prompt tokens) → last logits and every layer's K/V."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Final
+
+import numpy as np
+import onnx
+import torch
+from torch import Tensor, nn
+
+from export.errors import ExportError
+from export.graphs.spec import GraphSpec
+from export.reference.gpt import BERT_DIM, Text2SemanticModel
+from export.validate import check_parity
+
+_LOGGER = logging.getLogger(__name__)
+
+SPEC: Final = GraphSpec(
+    name="gpt_prefill",
+    file="graphs/gpt_prefill.onnx",
+    inputs=("phones", "bert_features", "prompt_tokens"),
+    outputs=("logits", "k_prefill", "v_prefill"),
+    dynamic_axes={
+        "phones": {1: "phone_len"},
+        "bert_features": {1: "phone_len"},
+        "prompt_tokens": {1: "prompt_len"},
+        "k_prefill": {2: "prefix_len"},
+        "v_prefill": {2: "prefix_len"},
+    },
+)
+
+EXPORT_PHONES: Final = 7  # dummy shapes for tracing; validation uses other lengths
+EXPORT_PROMPT: Final = 5
+VALIDATE_PHONES: Final = 11
+VALIDATE_PROMPT: Final = 3
+FORBIDDEN_OPS: Final = frozenset({"Loop", "If", "Scan"})
+
+
+class PrefillGraph(nn.Module):
+    """Adapter from `Text2SemanticModel.prefill` to the graph's stacked outputs [L,1,X+P,D]."""
+
+    def __init__(self, model: Text2SemanticModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, phones: Tensor, bert_features: Tensor, prompt_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        logits, k_list, v_list = self.model.prefill(phones, bert_features, prompt_tokens)
+        return logits, torch.stack(k_list), torch.stack(v_list)
+
+
+def random_inputs(model: Text2SemanticModel, phones: int, prompt: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "phones": rng.integers(0, model.phoneme_vocab_size, size=(1, phones), dtype=np.int64),
+        "bert_features": rng.standard_normal((1, phones, BERT_DIM)).astype(np.float32),
+        "prompt_tokens": rng.integers(0, model.eos, size=(1, prompt), dtype=np.int64),
+    }
+
+
+def check_graph_ops(path: str | os.PathLike, spec: GraphSpec) -> None:
+    """Raise ExportError if the graph has control flow or an opset above the spec's."""
+    graph = onnx.load(str(path), load_external_data=False)
+    opset = max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset > spec.opset:
+        raise ExportError(f"graph {path} uses opset {opset}, above the allowed {spec.opset}; export with opset_version={spec.opset}")
+    found = sorted({n.op_type for n in graph.graph.node} & FORBIDDEN_OPS)
+    if found:
+        raise ExportError(f"graph {path} contains control-flow nodes {found}; TensorRT needs a flat graph, fix the reference module")
+
+
+def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None:
+    """Trace `model.prefill` with the legacy exporter (opset 17, named dynamic axes) into `out_path`."""
+    model = model.eval()
+    dummy = {k: torch.from_numpy(v) for k, v in random_inputs(model, EXPORT_PHONES, EXPORT_PROMPT, seed=0).items()}
+    with torch.no_grad():
+        torch.onnx.export(
+            PrefillGraph(model),
+            tuple(dummy[name] for name in SPEC.inputs),
+            str(out_path),
+            input_names=list(SPEC.inputs),
+            output_names=list(SPEC.outputs),
+            dynamic_axes={k: dict(v) for k, v in SPEC.dynamic_axes.items()},
+            opset_version=SPEC.opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    check_graph_ops(out_path, SPEC)
+    _LOGGER.info("graph exported name=%s path=%s layers=%d", SPEC.name, out_path, model.n_layer)
+
+
+def validate_graph(model: Text2SemanticModel, onnx_path: str | os.PathLike, seed: int) -> dict:
+    """ORT vs torch on inputs of other lengths than the export dummies; returns `check_parity`'s per-output diffs."""
+    from runtime.synth.runner import OrtRunner
+
+    inputs = random_inputs(model, VALIDATE_PHONES, VALIDATE_PROMPT, seed)
+    with torch.no_grad():
+        logits, k, v = PrefillGraph(model.eval())(*(torch.from_numpy(inputs[n]) for n in SPEC.inputs))
+    expected = {"logits": logits.numpy(), "k_prefill": k.numpy(), "v_prefill": v.numpy()}
+    actual = OrtRunner(onnx_path, providers=["CPUExecutionProvider"]).run(inputs)
+    return check_parity(SPEC, expected, actual)

@@ -1,0 +1,214 @@
+"""The torch-free GPT decode loop: prefill graph, then one decode-step graph per token, sampling on the host.
+
+The decoder owns one preallocated contiguous K and V buffer per layer ([1, capacity, D] float32). Prefill rows are
+copied in once; each step writes the new token's K/V at row `kv_len`. On ONNX Runtime the step gets the valid prefix
+views (`cache_len = kv_len`, no copies); with `static_cache=True` (TensorRT at a fixed shape) it gets the whole buffer
+and the graph masks rows >= kv_len.
+
+Official semantics (GPT-SoVITS `infer_panel_naive`): the EOS column is dropped for steps 0..10; a step stops when the
+argmax of the penalised logits or the sample is EOS (that token is dropped); the token generated at step idx enters at
+audio position P + idx; at most `max_tokens` tokens are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Final, Iterator, Optional
+
+import numpy as np
+
+from runtime.errors import SynthesisError
+from runtime.synth.runner import GraphRunner
+from runtime.synth.sampling import SampledToken, exponential_noise, greedy_token, sample_token
+from runtime.synth.synthesizer import SynthesisOptions
+
+_LOGGER = logging.getLogger(__name__)
+
+EOS: Final = 1024
+MIN_STEPS_BEFORE_EOS: Final = 11  # the EOS column is dropped for steps 0..10
+MAX_TOKENS_LIMIT: Final = 1500
+DEFAULT_CHUNK_TOKENS: Final = 16
+BERT_DIM: Final = 1024
+
+
+class GptDecoder:
+    """Generates semantic tokens for one utterance at a time (the KV buffers are shared, so calls must not overlap)."""
+
+    def __init__(
+        self,
+        prefill: GraphRunner,
+        step: GraphRunner,
+        *,
+        n_layer: int,
+        d_model: int,
+        capacity: int,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        static_cache: bool = False,
+        eos: int = EOS,
+    ) -> None:
+        if capacity < 2:
+            raise SynthesisError(f"GPT cache capacity {capacity} is too small; use at least the longest phones+prompt+tokens")
+        if chunk_tokens < 1:
+            raise SynthesisError(f"chunk_tokens {chunk_tokens} must be at least 1")
+        self.prefill = prefill
+        self.step = step
+        self.n_layer = n_layer
+        self.d_model = d_model
+        self.capacity = capacity
+        self.chunk_tokens = chunk_tokens
+        self.static_cache = static_cache
+        self.eos = eos
+        self._k = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
+        self._v = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
+        self._busy = threading.Lock()
+
+    def generate(
+        self,
+        phones: np.ndarray,
+        bert: np.ndarray,
+        prompt_tokens: np.ndarray,
+        options: SynthesisOptions,
+        rng: Optional[np.random.Generator] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> Iterator[list[int]]:
+        """Yield lists of newly generated tokens (`chunk_tokens` each, the last one shorter); EOS is never yielded.
+
+        phones: int64 [X] or [1,X] (prompt phones + target phones); bert: float32 [X,1024] or [1,X,1024];
+        prompt_tokens: int64 [P] or [1,P], P >= 1. `options.top_k == 1` takes the greedy path. `rng` defaults to
+        one seeded from `options.seed` (-1: fresh entropy). Setting `cancel` ends the generator early without error.
+        """
+        phones2, bert3, prompt2 = self._check_inputs(phones, bert, prompt_tokens, options)
+        return self._exclusive(phones2, bert3, prompt2, options, rng, cancel)
+
+    def generate_all(
+        self,
+        phones: np.ndarray,
+        bert: np.ndarray,
+        prompt_tokens: np.ndarray,
+        options: SynthesisOptions,
+        rng: Optional[np.random.Generator] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> list[int]:
+        tokens: list[int] = []
+        for chunk in self.generate(phones, bert, prompt_tokens, options, rng, cancel):
+            tokens.extend(chunk)
+        return tokens
+
+    def _check_inputs(
+        self, phones: np.ndarray, bert: np.ndarray, prompt_tokens: np.ndarray, options: SynthesisOptions
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        phones2 = np.ascontiguousarray(np.asarray(phones, dtype=np.int64).reshape(1, -1))
+        prompt2 = np.ascontiguousarray(np.asarray(prompt_tokens, dtype=np.int64).reshape(1, -1))
+        bert3 = np.ascontiguousarray(np.asarray(bert, dtype=np.float32).reshape(1, -1, BERT_DIM))
+        x_len, p_len = phones2.shape[1], prompt2.shape[1]
+        if x_len == 0:
+            raise SynthesisError("phones are empty; the text frontend produced nothing to speak")
+        if p_len == 0:
+            raise SynthesisError("prompt_tokens are empty; the voice pack must hold the reference's semantic tokens")
+        if bert3.shape[1] != x_len:
+            raise SynthesisError(f"bert features have {bert3.shape[1]} rows but phones have {x_len}; they must match")
+        if not 1 <= options.max_tokens <= MAX_TOKENS_LIMIT:
+            raise SynthesisError(f"max_tokens {options.max_tokens} must be within 1..{MAX_TOKENS_LIMIT}")
+        need = x_len + p_len + options.max_tokens
+        if need > self.capacity:
+            raise SynthesisError(
+                f"phones ({x_len}) + prompt tokens ({p_len}) + max_tokens ({options.max_tokens}) = {need} exceed the GPT "
+                f"cache capacity {self.capacity}; shorten the sentence or the reference, or lower max_tokens"
+            )
+        return phones2, bert3, prompt2
+
+    def _exclusive(self, *args) -> Iterator[list[int]]:
+        if not self._busy.acquire(blocking=False):
+            raise SynthesisError("the GPT decoder is already generating; run one utterance at a time per decoder")
+        try:
+            yield from self._generate(*args)
+        finally:
+            self._busy.release()
+
+    def _generate(
+        self,
+        phones: np.ndarray,
+        bert: np.ndarray,
+        prompt: np.ndarray,
+        options: SynthesisOptions,
+        rng: Optional[np.random.Generator],
+        cancel: Optional[threading.Event],
+    ) -> Iterator[list[int]]:
+        if rng is None:
+            rng = np.random.default_rng(None if options.seed < 0 else options.seed)
+        greedy = options.top_k == 1
+        started = time.perf_counter()
+        out = self.prefill.run({"phones": phones, "bert_features": bert, "prompt_tokens": prompt})
+        k_prefill, v_prefill = out["k_prefill"], out["v_prefill"]
+        kv_len = k_prefill.shape[2]
+        for i in range(self.n_layer):
+            self._k[i][:, :kv_len] = k_prefill[i]
+            self._v[i][:, :kv_len] = v_prefill[i]
+        prefill_s = time.perf_counter() - started
+        logits = out["logits"][0]
+
+        seen = np.zeros(self.eos + 1, dtype=bool)  # distinct previous tokens (prompt + generated) for the penalty
+        seen[prompt[0]] = True
+        p_len = prompt.shape[1]
+        pending: list[int] = []
+        count = 0
+        stop_reason = "max_tokens"
+        for idx in range(options.max_tokens):
+            if cancel is not None and cancel.is_set():
+                stop_reason = "cancelled"
+                break
+            row = logits[: self.eos] if idx < MIN_STEPS_BEFORE_EOS else logits
+            picked = self._pick(row, np.flatnonzero(seen), options, greedy, rng)
+            if picked.token == self.eos or picked.argmax == self.eos:
+                stop_reason = "eos"
+                break
+            pending.append(picked.token)
+            count += 1
+            seen[picked.token] = True
+            if len(pending) >= self.chunk_tokens:
+                yield pending
+                pending = []
+            if idx == options.max_tokens - 1:
+                break
+            logits = self._step(picked.token, p_len + idx, kv_len)
+            kv_len += 1
+        if pending:
+            yield pending
+        elapsed = time.perf_counter() - started
+        _LOGGER.info(
+            "gpt decode done tokens=%d stop=%s prefill_ms=%.1f step_ms=%.2f",
+            count, stop_reason, prefill_s * 1e3, (elapsed - prefill_s) * 1e3 / max(count, 1),
+        )
+
+    def _pick(
+        self, row: np.ndarray, previous: np.ndarray, options: SynthesisOptions, greedy: bool, rng: np.random.Generator
+    ) -> SampledToken:
+        if greedy:
+            return greedy_token(row, previous, repetition_penalty=options.repetition_penalty)
+        return sample_token(
+            row,
+            previous,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            temperature=options.temperature,
+            repetition_penalty=options.repetition_penalty,
+            noise=exponential_noise(rng, row.shape[0]),
+        )
+
+    def _step(self, token: int, audio_position: int, kv_len: int) -> np.ndarray:
+        rows = self.capacity if self.static_cache else kv_len
+        feeds: dict[str, np.ndarray] = {
+            "token": np.array([[token]], dtype=np.int64),
+            "audio_position": np.array([audio_position], dtype=np.int64),
+            "kv_len": np.array([kv_len], dtype=np.int64),
+        }
+        for i in range(self.n_layer):
+            feeds[f"k_cache_{i}"] = self._k[i][:, :rows]
+            feeds[f"v_cache_{i}"] = self._v[i][:, :rows]
+        out = self.step.run(feeds)
+        for i in range(self.n_layer):
+            self._k[i][:, kv_len] = out["k_new"][i, :, 0]
+            self._v[i][:, kv_len] = out["v_new"][i, :, 0]
+        return out["logits"][0]
