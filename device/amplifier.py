@@ -21,7 +21,15 @@ class AmplifierState:
 
 
 class Amplifier(Protocol):
-    """Drive a PA amplifier around a playback. Every method raises `AmplifierFault` on failure."""
+    """Drive a PA amplifier around a playback. Every method raises `AmplifierFault` on failure.
+
+    Writes are confirmed by reading the value back (`ReadBackMismatch` when it differs); a silent bus raises
+    `AmplifierUnreachable` after the profile's response timeout and retries, never later. A function the
+    amplifier's profile does not define is skipped (logged at debug). `warmup_s` is the delay the amplifier needs
+    after `power_on` before audio may start. `read_state` reports faults as names in `AmplifierState.faults`.
+    """
+
+    warmup_s: float
 
     def power_on(self) -> None: ...
 
