@@ -1,0 +1,243 @@
+"""Lower-precision variants of an exported FP32 graph: INT8 Q/DQ (TensorRT form), dynamic INT8 (CPU), FP16.
+
+Modes:
+- `int8`: explicit Q/DQ, the form TensorRT 10+ consumes. Weights per-channel symmetric int8 (Conv axis 0, MatMul
+  weight [K,N] axis 1), activations per-tensor symmetric int8, every zero point 0. Only weighted ops are quantized
+  (Conv, ConvTranspose, Gemm, MatMul with an initializer weight): attention's activation x activation MatMuls,
+  LayerNorm, Softmax and the graph outputs stay float. Ranges come from running the calibration inputs through the
+  FP32 graph (ONNX Runtime, CPU). Runs in ONNX Runtime CPU too (slowly for MatMul on x86 without VNNI).
+- `int8_dynamic`: ONNX Runtime `quantize_dynamic` (int8 weights, activation scales per run) on MatMul/Gemm: the
+  CPU variant for the memory-bound GPT decode step. Not TensorRT-importable (DynamicQuantizeLinear); whether it is
+  faster is measured (`time_graph_ms`), not assumed.
+- `fp16`: float16 weights and compute, float32 graph I/O (the runtime contract), Casts at the edges.
+- `fp32`: a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Final, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from export.errors import ExportError
+
+_LOGGER = logging.getLogger(__name__)
+
+MODES: Final = ("fp32", "fp16", "int8", "int8_dynamic")
+QUANTIZED_OP_TYPES: Final = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# Kept in float32 by the fp16 conversion: normalisations and reductions overflow or lose range in fp16.
+FP16_KEEP_FP32_OPS: Final = ("LayerNormalization", "ReduceMean", "ReduceSum", "Softmax", "Pow", "Range", "CumSum")
+CALIBRATION_METHOD: Final = "MinMax"  # "MinMax", "Entropy" or "Percentile" (onnxruntime CalibrationMethod names)
+
+
+class _ListCalibrationReader:
+    """`onnxruntime.quantization.CalibrationDataReader` over a list of feeds (numpy arrays by input name)."""
+
+    def __init__(self, feeds: Sequence[Mapping[str, np.ndarray]], input_names: Iterable[str]) -> None:
+        names = set(input_names)
+        self._feeds = [{k: np.asarray(v) for k, v in feed.items() if k in names} for feed in feeds]
+        self._index = 0
+
+    def get_next(self) -> Optional[dict[str, np.ndarray]]:
+        if self._index >= len(self._feeds):
+            return None
+        feed = self._feeds[self._index]
+        self._index += 1
+        return feed
+
+    def rewind(self) -> None:
+        self._index = 0
+
+
+def _weighted_nodes_to_exclude(model) -> list[str]:
+    """MatMul/Gemm nodes whose second operand is not a constant (attention QK^T, PV): leave them in float."""
+    constants = {init.name for init in model.graph.initializer}
+    constants.update(out for node in model.graph.node if node.op_type == "Constant" for out in node.output)
+    excluded = []
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Gemm") and (len(node.input) < 2 or node.input[1] not in constants):
+            excluded.append(node.name)
+    return excluded
+
+
+def _ensure_node_names(model) -> None:
+    """quantize_static addresses nodes by name; unnamed nodes get a stable one."""
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+
+
+def _quantize_int8_qdq(fp32_path: Path, out_path: Path, calibration_inputs: Sequence[Mapping[str, np.ndarray]]) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if not calibration_inputs:
+        raise ExportError(f"INT8 quantization of {fp32_path} needs calibration inputs; pass --calib or use --precision fp16")
+    model = onnx.load(str(fp32_path))
+    _ensure_node_names(model)
+    input_names = [i.name for i in model.graph.input]
+    excluded = _weighted_nodes_to_exclude(model)
+    with tempfile.TemporaryDirectory(prefix="skyvoice-quant-") as tmp:
+        named_path = Path(tmp) / "named.onnx"
+        large = model.ByteSize() > 1_800_000_000
+        onnx.save(model, str(named_path), save_as_external_data=large)
+        quantize_static(
+            model_input=str(named_path),
+            model_output=str(out_path),
+            calibration_data_reader=_ListCalibrationReader(calibration_inputs, input_names),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+            per_channel=True,
+            reduce_range=False,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            use_external_data_format=large,
+            calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD),
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                "DedicatedQDQPair": True,
+                # Q/DQ on the inputs of weighted ops only: their outputs (and so the graph outputs) stay float.
+                "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OP_TYPES),
+                "QuantizeBias": False,  # TensorRT keeps bias in float; an int32 bias DQ only gets in its way
+            },
+        )
+    _LOGGER.info("quantized mode=int8 file=%s excluded_float_matmuls=%d calib=%d", out_path.name, len(excluded), len(calibration_inputs))
+
+
+def _quantize_int8_dynamic(fp32_path: Path, out_path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        model_input=str(fp32_path),
+        model_output=str(out_path),
+        op_types_to_quantize=["MatMul", "Gemm"],
+        per_channel=False,
+        reduce_range=False,
+        weight_type=QuantType.QInt8,
+    )
+    _LOGGER.info("quantized mode=int8_dynamic file=%s", out_path.name)
+
+
+def _convert_fp16(fp32_path: Path, out_path: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    model = onnx.load(str(fp32_path))
+    block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP16_KEEP_FP32_OPS))
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block, disable_shape_infer=False)
+    onnx.save(converted, str(out_path), save_as_external_data=converted.ByteSize() > 1_800_000_000)
+    _LOGGER.info("converted mode=fp16 file=%s", out_path.name)
+
+
+def quantize_graph(
+    fp32_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    calibration_inputs: Sequence[Mapping[str, np.ndarray]],
+    mode: str,
+) -> Path:
+    """Write the `mode` variant of the FP32 graph at `fp32_path` to `out_path`; return `out_path`.
+
+    `calibration_inputs` are feeds for the FP32 graph (used by `int8` only); extra keys are ignored.
+    """
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    if mode not in MODES:
+        raise ExportError(f"precision mode {mode!r} is not one of {', '.join(MODES)}")
+    if not fp32_path.is_file():
+        raise ExportError(f"FP32 graph {fp32_path} does not exist; export it before quantizing")
+    if fp32_path.resolve() == out_path.resolve():
+        raise ExportError(f"quantizing {fp32_path} onto itself; give a different output path")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    if mode == "fp32":
+        shutil.copyfile(fp32_path, out_path)
+    elif mode == "fp16":
+        _convert_fp16(fp32_path, out_path)
+    elif mode == "int8":
+        _quantize_int8_qdq(fp32_path, out_path, calibration_inputs)
+    else:
+        _quantize_int8_dynamic(fp32_path, out_path)
+    _LOGGER.info(
+        "graph variant mode=%s file=%s bytes=%d fp32_bytes=%d seconds=%.1f",
+        mode, out_path.name, graph_size_bytes(out_path), graph_size_bytes(fp32_path), time.monotonic() - started,
+    )
+    return out_path
+
+
+def graph_size_bytes(path: str | os.PathLike) -> int:
+    """Size of a graph file plus any external-data files it references."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    path = Path(path)
+    total = path.stat().st_size
+    model = onnx.load(str(path), load_external_data=False)
+    locations = set()
+    for init in model.graph.initializer:
+        if uses_external_data(init):
+            for entry in init.external_data:
+                if entry.key == "location":
+                    locations.add(entry.value)
+    return total + sum((path.parent / loc).stat().st_size for loc in locations if (path.parent / loc).is_file())
+
+
+def time_graph_ms(path: str | os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]], repeats: int = 5, threads: int = 0) -> float:
+    """Median wall time of one run over `feeds` on ONNX Runtime CPU, in milliseconds (after one warm-up pass)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    prepared = [{k: v for k, v in feed.items() if k in names} for feed in feeds]
+    for feed in prepared:
+        session.run(None, feed)
+    samples = []
+    for _ in range(max(1, repeats)):
+        for feed in prepared:
+            started = time.perf_counter()
+            session.run(None, feed)
+            samples.append((time.perf_counter() - started) * 1000.0)
+    return float(np.median(samples))
+
+
+CALIBRATION_DIR: Final = Path(__file__).resolve().parent.parent / "configs" / "calibration"
+CALIBRATION_LANGUAGES: Final = ("zh", "en", "ja", "ko", "yue")
+HELD_OUT_EVERY: Final = 4  # every 4th text is held out for the fidelity gate, never used for ranges
+
+
+def load_calibration_texts(languages: Sequence[str] = CALIBRATION_LANGUAGES, path: Optional[str | os.PathLike] = None) -> dict[str, list[str]]:
+    """{lang: [text, ...]} from `configs/calibration/<lang>.txt`, or from one file `path` (`--calib FILE`: `lang<TAB>text` lines)."""
+    if path is not None:
+        texts: dict[str, list[str]] = {}
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            lang, sep, text = line.partition("\t")
+            if not sep or not text.strip():
+                raise ExportError(f"{path} line {number} is not 'lang<TAB>text'; fix the calibration file")
+            texts.setdefault(lang.strip(), []).append(text.strip())
+        return texts
+    texts = {}
+    for lang in languages:
+        file = CALIBRATION_DIR / f"{lang}.txt"
+        if not file.is_file():
+            raise ExportError(f"no calibration texts for language '{lang}' at {file}; add the file or drop the language")
+        texts[lang] = [l.strip() for l in file.read_text(encoding="utf-8").splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    return texts
+
+
+def split_calibration(items: Sequence, every: int = HELD_OUT_EVERY) -> tuple[list, list]:
+    """(calibration, held_out): every `every`-th item (1-based) is held out; the rest set the INT8 ranges."""
+    calibration = [item for index, item in enumerate(items, 1) if index % every]
+    held_out = [item for index, item in enumerate(items, 1) if not index % every]
+    return calibration, held_out

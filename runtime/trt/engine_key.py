@@ -1,0 +1,195 @@
+"""Engine keys: what a TensorRT engine was built for, stored beside it as `<graph>.engine.key.json`.
+
+An engine plan runs only on the exact TensorRT version (major.minor.patch.build) and GPU it was built for, and is
+only right for the exact ONNX file it came from. The key records {TensorRT version, CUDA version, L4T release,
+JetPack release, GPU name and compute capability, ONNX sha256, optimization profiles, precision}. The runtime compares
+the stored key with this box and the bundle's ONNX; any difference is a named reason to rebuild and to fall back
+to ONNX Runtime meanwhile. Platform probing imports tensorrt/pycuda lazily; everything else is pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Final, Mapping, Optional
+
+from runtime.errors import SkyvoiceError
+
+_LOGGER = logging.getLogger(__name__)
+
+KEY_FORMAT_VERSION: Final = 1
+KEY_SUFFIX: Final = ".key.json"
+L4T_RELEASE_FILE: Final = Path("/etc/nv_tegra_release")
+
+# L4T (Jetson Linux) release prefix -> JetPack release (research notes §2).
+_JETPACK_BY_L4T: Final = (
+    ("39.2", "7.2"),
+    ("38.4", "7.1"),
+    ("38.2", "7.0"),
+    ("36.5", "6.2.2"),
+    ("36.4.4", "6.2.1"),
+    ("36.4", "6.1/6.2"),
+    ("36.3", "6.0"),
+    ("35.4", "5.1.2"),
+    ("35.3", "5.1.1"),
+)
+
+Profiles = Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+
+
+class EngineKeyError(SkyvoiceError):
+    """An engine key file is missing, unreadable or of an unknown format."""
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    """The parts of the key that describe the machine, not the graph."""
+
+    tensorrt_version: str
+    cuda_version: str
+    l4t_release: str  # "" off Jetson
+    jetpack_release: str  # "" off Jetson or when the L4T release is not in the table
+    gpu_name: str
+    compute_capability: str  # "8.7" on Orin
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    platform: PlatformInfo
+    graph: str
+    onnx_sha256: str
+    precision: str  # "fp32", "fp16" or "int8" (int8 = Q/DQ in the ONNX, FP16 elsewhere)
+    profiles: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": KEY_FORMAT_VERSION,
+            "graph": self.graph,
+            "onnx_sha256": self.onnx_sha256,
+            "precision": self.precision,
+            "profiles": {name: [list(dims) for dims in shapes] for name, shapes in sorted(self.profiles.items())},
+            **asdict(self.platform),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "key") -> "EngineKey":
+        if data.get("format_version") != KEY_FORMAT_VERSION:
+            raise EngineKeyError(f"{source} has format_version {data.get('format_version')!r}, expected {KEY_FORMAT_VERSION}; rebuild the engine")
+        try:
+            platform = PlatformInfo(**{name: str(data[name]) for name in PlatformInfo.__dataclass_fields__})
+            profiles = {
+                name: tuple(tuple(int(v) for v in dims) for dims in shapes) for name, shapes in data["profiles"].items()
+            }
+            return cls(platform, str(data["graph"]), str(data["onnx_sha256"]), str(data["precision"]), profiles)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineKeyError(f"{source} lacks or garbles field {exc}; rebuild the engine with 'skyvoice engines build'") from exc
+
+
+@dataclass(frozen=True)
+class KeyMatch:
+    ok: bool
+    reasons: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "match" if self.ok else "; ".join(self.reasons)
+
+
+def key_path(engine_path: str | os.PathLike) -> Path:
+    return Path(str(engine_path) + KEY_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_key(engine_path: str | os.PathLike, key: EngineKey) -> Path:
+    path = key_path(engine_path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(key.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_key(engine_path: str | os.PathLike) -> EngineKey:
+    path = key_path(engine_path)
+    if not path.is_file():
+        raise EngineKeyError(f"engine key {path} is missing; rebuild the engine with 'skyvoice engines build'")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EngineKeyError(f"engine key {path} is unreadable ({exc}); rebuild the engine with 'skyvoice engines build'") from exc
+    if not isinstance(data, dict):
+        raise EngineKeyError(f"engine key {path} is not a JSON object; rebuild the engine with 'skyvoice engines build'")
+    return EngineKey.from_dict(data, source=str(path))
+
+
+def compare_keys(stored: EngineKey, platform: PlatformInfo, onnx_sha256: str) -> KeyMatch:
+    """Does an engine built under `stored` run here, for this ONNX? Each difference becomes one reason."""
+    reasons = []
+    for name in PlatformInfo.__dataclass_fields__:
+        built, here = getattr(stored.platform, name), getattr(platform, name)
+        if built != here:
+            reasons.append(f"{name} differs (engine built with {built or 'none'}, this box has {here or 'none'})")
+    if stored.onnx_sha256 != onnx_sha256:
+        reasons.append(f"the ONNX graph changed (engine built from sha256 {stored.onnx_sha256[:12]}, bundle has {onnx_sha256[:12]})")
+    return KeyMatch(not reasons, tuple(reasons))
+
+
+def check_engine(engine_path: str | os.PathLike, platform: PlatformInfo, onnx_sha256: str) -> KeyMatch:
+    """Match an engine file and its key against this box and the bundle's ONNX, never raising."""
+    engine_path = Path(engine_path)
+    if not engine_path.is_file():
+        return KeyMatch(False, (f"no engine at {engine_path}",))
+    try:
+        stored = read_key(engine_path)
+    except EngineKeyError as exc:
+        return KeyMatch(False, (str(exc),))
+    return compare_keys(stored, platform, onnx_sha256)
+
+
+def parse_l4t_release(text: str) -> str:
+    """'# R36 (release), REVISION: 4.3, GCID: ...' -> '36.4.3'; '' if the text is not an L4T release line."""
+    match = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
+    return f"{match.group(1)}.{match.group(2)}" if match else ""
+
+
+def jetpack_for_l4t(l4t_release: str) -> str:
+    for prefix, jetpack in _JETPACK_BY_L4T:
+        if l4t_release == prefix or l4t_release.startswith(prefix + "."):
+            return jetpack
+    return ""
+
+
+def read_l4t_release(path: Path = L4T_RELEASE_FILE) -> str:
+    try:
+        return parse_l4t_release(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return ""
+
+
+def probe_platform() -> PlatformInfo:
+    """This box's TensorRT, CUDA, L4T and GPU. Raises ImportError without tensorrt/pycuda, RuntimeError without a GPU."""
+    import tensorrt as trt  # noqa: F401 (Jetson: from JetPack apt, through --system-site-packages)
+    import pycuda.driver as cuda
+
+    cuda.init()
+    device = cuda.Device(0)
+    major, minor = device.compute_capability()
+    l4t = read_l4t_release()
+    return PlatformInfo(
+        tensorrt_version=str(trt.__version__),
+        cuda_version=".".join(str(part) for part in cuda.get_version()[:2]),  # the toolkit pycuda was built against
+        l4t_release=l4t,
+        jetpack_release=jetpack_for_l4t(l4t),
+        gpu_name=str(device.name()),
+        compute_capability=f"{major}.{minor}",
+    )

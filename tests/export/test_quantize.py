@@ -1,0 +1,220 @@
+"""INT8 Q/DQ, dynamic INT8 and FP16 variants of small hand-made graphs, run in real ONNX Runtime; the fidelity gate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from export.errors import ExportError
+from export.fidelity import (
+    FidelityResult,
+    FidelityThresholds,
+    choose_precision,
+    gate,
+    log_mel_distance_db,
+    measure_fidelity,
+    snr_db,
+)
+from export.quantize import (
+    CALIBRATION_LANGUAGES,
+    graph_size_bytes,
+    load_calibration_texts,
+    quantize_graph,
+    split_calibration,
+)
+from runtime.trt.readiness import check_model
+
+WIDTH = 64
+VOCAB = 128
+
+
+def _save(graph, path):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_gpt_like(path, rng):
+    """x [1,T,W] -> a MatMul+Relu block with a residual, LayerNorm, an attention-style x@x^T, logits [1,VOCAB]."""
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((WIDTH, 4 * WIDTH)) / np.sqrt(WIDTH)).astype(np.float32), "w_up"),
+        numpy_helper.from_array((rng.standard_normal((4 * WIDTH, WIDTH)) / np.sqrt(4 * WIDTH)).astype(np.float32), "w_down"),
+        numpy_helper.from_array(np.ones(WIDTH, np.float32), "ln_scale"),
+        numpy_helper.from_array(np.zeros(WIDTH, np.float32), "ln_bias"),
+        numpy_helper.from_array((rng.standard_normal((WIDTH, VOCAB)) / np.sqrt(WIDTH)).astype(np.float32), "w_head"),
+        numpy_helper.from_array(np.array([-1], np.int64), "last"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2147483647], np.int64), "end"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w_up"], ["up"]),
+        helper.make_node("Relu", ["up"], ["act"]),
+        helper.make_node("MatMul", ["act", "w_down"], ["down"]),
+        helper.make_node("Add", ["x", "down"], ["res"]),
+        helper.make_node("Transpose", ["res"], ["res_t"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["res", "res_t"], ["scores"]),  # activation x activation: stays float
+        helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+        helper.make_node("MatMul", ["probs", "res"], ["mixed"]),
+        helper.make_node("LayerNormalization", ["mixed", "ln_scale", "ln_bias"], ["normed"], axis=-1),
+        helper.make_node("Slice", ["normed", "last", "end", "axis1"], ["last_row"]),
+        helper.make_node("MatMul", ["last_row", "w_head"], ["logits3"]),
+        helper.make_node("Squeeze", ["logits3", "axis1"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "gpt_like",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "t", WIDTH])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, VOCAB])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def make_decoder_like(path, rng):
+    """z [1,8,T] -> Conv 8->16 k3, LeakyRelu, ConvTranspose x4, Conv 16->1 k7, Tanh -> audio [1,1,4T]."""
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((16, 8, 3)) * 0.3).astype(np.float32), "c1"),
+        numpy_helper.from_array(np.zeros(16, np.float32), "c1_b"),
+        numpy_helper.from_array((rng.standard_normal((16, 16, 8)) * 0.1).astype(np.float32), "up"),
+        numpy_helper.from_array((rng.standard_normal((1, 16, 7)) * 0.1).astype(np.float32), "c2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["z", "c1", "c1_b"], ["h1"], pads=[1, 1]),
+        helper.make_node("LeakyRelu", ["h1"], ["a1"], alpha=0.1),
+        helper.make_node("ConvTranspose", ["a1", "up"], ["h2"], strides=[4], pads=[2, 2]),
+        helper.make_node("LeakyRelu", ["h2"], ["a2"], alpha=0.1),
+        helper.make_node("Conv", ["a2", "c2"], ["h3"], pads=[3, 3]),
+        helper.make_node("Tanh", ["h3"], ["audio"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "decoder_like",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 8, "t"])],
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, 1, "samples"])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    root = tmp_path_factory.mktemp("quant")
+    gpt = make_gpt_like(root / "gpt_like.onnx", rng)
+    dec = make_decoder_like(root / "decoder_like.onnx", rng)
+    gpt_feeds = [{"x": rng.standard_normal((1, int(t), WIDTH)).astype(np.float32)} for t in rng.integers(3, 12, 16)]
+    dec_feeds = [{"z": rng.standard_normal((1, 8, int(t))).astype(np.float32)} for t in rng.integers(200, 400, 8)]
+    return {"root": root, "gpt": gpt, "dec": dec, "gpt_feeds": gpt_feeds, "dec_feeds": dec_feeds}
+
+
+def _qdq_nodes(path):
+    model = onnx.load(str(path))
+    return model, [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+
+
+def test_int8_qdq_is_symmetric_per_channel_and_runs_in_onnxruntime(graphs):
+    calib, held = split_calibration(graphs["gpt_feeds"])
+    out = quantize_graph(graphs["gpt"], graphs["root"] / "gpt_int8.onnx", calib, "int8")
+    model, qdq = _qdq_nodes(out)
+    assert qdq, "no Q/DQ nodes were inserted"
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in qdq:
+        zero_point = inits[node.input[2]]
+        assert zero_point.dtype == np.int8 and not zero_point.any(), node.name
+    weight_dqs = [n for n in qdq if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert {n.input[0] for n in weight_dqs} >= {"w_up_quantized", "w_down_quantized", "w_head_quantized"}
+    for node in weight_dqs:
+        axis = {a.name: a.i for a in node.attribute}.get("axis")
+        assert axis == 1 and inits[node.input[1]].ndim == 1, f"{node.name}: not per-channel on the output axis"
+    # the attention-style activation x activation MatMuls and the graph output stay float
+    consumers = {n.output[0]: n for n in model.graph.node}
+    assert consumers["logits"].op_type == "Squeeze"
+    scores = next(n for n in model.graph.node if n.output[0] == "scores")
+    assert all(not name.endswith("_DequantizeLinear_Output") for name in scores.input)
+    assert check_model("gpt_like", model).ok  # readiness: TensorRT-importable ops, zero points all zero
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    reference = ort.InferenceSession(str(graphs["gpt"]), providers=["CPUExecutionProvider"])
+    for feed in held:
+        got, want = session.run(None, feed)[0], reference.run(None, feed)[0]
+        assert got.shape == want.shape == (1, VOCAB)
+        assert np.sqrt(np.mean((got - want) ** 2)) < 0.1 * np.sqrt(np.mean(want**2))
+
+
+def test_fp16_and_dynamic_variants_keep_float32_io(graphs):
+    feed = graphs["gpt_feeds"][0]
+    want = ort.InferenceSession(str(graphs["gpt"]), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    for mode in ("fp16", "int8_dynamic", "fp32"):
+        out = quantize_graph(graphs["gpt"], graphs["root"] / f"gpt_{mode}.onnx", [], mode)
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].type == "tensor(float)"
+        got = session.run(None, feed)[0]
+        assert got.dtype == np.float32 and got.shape == want.shape
+        assert np.abs(got - want).max() < 0.1 * np.abs(want).max() + 1e-3, mode
+    fp32, fp16 = graph_size_bytes(graphs["gpt"]), graph_size_bytes(graphs["root"] / "gpt_fp16.onnx")
+    assert fp16 < 0.6 * fp32
+
+
+def test_gate_passes_int8_decoder_and_records_report(graphs, tmp_path):
+    calib, held = split_calibration(graphs["dec_feeds"])
+    int8 = quantize_graph(graphs["dec"], tmp_path / "dec_int8.onnx", calib, "int8")
+    result = measure_fidelity("sovits_decoder", graphs["dec"], int8, "int8", held)
+    assert result.kind == "decoder" and set(result.metrics) == {"snr_db_min", "log_mel_db"}
+    assert result.metrics["snr_db_min"] > 15.0, result
+    report = gate([result], thresholds=FidelityThresholds(decoder_min_snr_db=15.0, decoder_max_log_mel_db=3.0))
+    saved = json.loads(report.write(tmp_path / "fidelity.json").read_text())
+    assert "not a quality claim" in saved["note"]
+    assert saved["graphs"]["sovits_decoder"]["precisions"]["int8"]["metrics"]["snr_db_min"] == pytest.approx(result.metrics["snr_db_min"])
+    assert "sovits_decoder" in report.format_table()
+
+
+def test_gate_picks_fp32_when_int8_error_is_forced_over_threshold(graphs, tmp_path):
+    """Calibrate on inputs 1000x larger than the held-out ones: the int8 step swamps real activations."""
+    calib, held = split_calibration(graphs["gpt_feeds"])
+    blown = [{"x": feed["x"] * 1000.0} for feed in calib]
+    int8 = quantize_graph(graphs["gpt"], tmp_path / "gpt_bad_int8.onnx", blown, "int8")
+    bad = measure_fidelity("gpt_decode_step", graphs["gpt"], int8, "int8", held, kind="gpt")
+    assert not bad.passed and bad.failures
+    assert choose_precision([bad]) == "fp32"
+    report = gate([bad])
+    assert report.chosen == {"gpt_decode_step": "fp32"}
+    assert "FAIL" in report.format_table()
+
+    fp16 = quantize_graph(graphs["gpt"], tmp_path / "gpt_fp16.onnx", [], "fp16")
+    good = measure_fidelity("gpt_decode_step", graphs["gpt"], fp16, "fp16", held, kind="gpt")
+    assert good.passed, good.failures
+    assert choose_precision([bad, good]) == "fp16"
+    assert choose_precision([bad, good], preference=("int8", "fp32")) == "fp32"
+
+
+def test_metrics_on_known_signals():
+    t = np.arange(32000) / 32000.0
+    tone = np.sin(2 * np.pi * 440.0 * t).astype(np.float32)
+    assert snr_db(tone, tone) == float("inf")
+    assert snr_db(tone, tone * 1.1) == pytest.approx(20.0, abs=1e-4)  # noise = 0.1 x signal
+    assert log_mel_distance_db(tone, tone) == 0.0
+    noise = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1  # energy in every band
+    assert log_mel_distance_db(noise, noise * 2.0) == pytest.approx(20 * np.log10(2.0), abs=1e-6)
+
+
+def test_calibration_texts_ship_for_every_language_and_split():
+    texts = load_calibration_texts()
+    assert set(texts) == set(CALIBRATION_LANGUAGES)
+    for lang, lines in texts.items():
+        calib, held = split_calibration(lines)
+        assert len(calib) >= 6 and len(held) >= 2, lang
+        assert not set(calib) & set(held)
+
+
+def test_bad_inputs_are_refused_with_a_clear_error(graphs, tmp_path):
+    with pytest.raises(ExportError, match="calibration inputs"):
+        quantize_graph(graphs["gpt"], tmp_path / "x.onnx", [], "int8")
+    with pytest.raises(ExportError, match="not one of"):
+        quantize_graph(graphs["gpt"], tmp_path / "x.onnx", [], "int4")
+    with pytest.raises(ExportError, match="does not exist"):
+        quantize_graph(tmp_path / "missing.onnx", tmp_path / "x.onnx", [], "fp16")
