@@ -1,0 +1,138 @@
+"""Turn a speak or alert command into audio on the PA: chime, announcement wording, synthesis with fallback, repeats.
+
+Never silent: a pre-rendered standard alert plays as is; if the neural voice raises, the fallback voice speaks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, Final, Iterator, Optional
+
+import numpy as np
+
+from runtime.daemon.chime import chime, silence
+from runtime.daemon.envelope import AlertCommand, SpeakCommand
+from runtime.daemon.prerendered import PrerenderedAlerts
+from runtime.errors import SkyvoiceError
+from runtime.synth.synthesizer import AudioChunk, Synthesizer
+
+_LOGGER = logging.getLogger(__name__)
+
+CHUNK_SECONDS: Final = 0.05
+REPEAT_GAP_SECONDS: Final = 0.8
+STATUS_WORDING: Final = {
+    "Test": ("This is a test.", "This was only a test."),
+    "Exercise": ("This is an exercise.", "This was only an exercise."),
+}
+
+
+class PlaybackFailed(SkyvoiceError):
+    """Neither the neural voice nor the fallback voice could produce audio."""
+
+
+@dataclass(frozen=True)
+class PlayerConfig:
+    sample_rate_hz: int = 32000
+    default_volume_pct: int = 60
+    emergency_volume_pct: int = 90
+
+
+def announcement_text(command: AlertCommand | SpeakCommand) -> str:
+    """What is spoken: Test and Exercise alerts are announced as such, before and after."""
+    if isinstance(command, AlertCommand) and command.status in STATUS_WORDING:
+        before, after = STATUS_WORDING[command.status]
+        return f"{before} {command.text} {after}"
+    return command.text
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Linear-interpolation resampling (speech to the output rate; good enough for a PA)."""
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if rate_in == rate_out or len(samples) == 0:
+        return samples
+    count = int(round(len(samples) * rate_out / rate_in))
+    positions = np.arange(count, dtype=np.float64) * (rate_in / rate_out)
+    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
+
+
+class Player:
+    """`play(command, cancel)` → True when it played to the end, False when cancelled; raises PlaybackFailed."""
+
+    def __init__(
+        self,
+        playback,
+        fallback: Synthesizer,
+        *,
+        neural: Callable[[], Optional[Synthesizer]] = lambda: None,
+        prerendered: Optional[PrerenderedAlerts] = None,
+        config: PlayerConfig = PlayerConfig(),
+    ):
+        self.playback = playback
+        self.fallback = fallback
+        self.neural = neural
+        self.prerendered = prerendered or PrerenderedAlerts(())
+        self.config = config
+
+    def play(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> bool:
+        is_alert = isinstance(command, AlertCommand)
+        envelope = command.envelope
+        volume = envelope.volume if envelope.volume is not None else self.config.default_volume_pct
+        if is_alert:
+            volume = max(volume, self.config.emergency_volume_pct)
+        return self.playback.play(
+            self._chunks(command, cancel),
+            emergency=is_alert and command.status == "Actual",
+            zones=envelope.zones,
+            volume_pct=volume,
+            cancel=cancel,
+        )
+
+    def _chunks(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> Iterator[AudioChunk]:
+        rate = self.config.sample_rate_hz
+        with_chime = isinstance(command, AlertCommand) and command.chime
+        for index in range(command.envelope.repeat):
+            if cancel.is_set():
+                return
+            if index:
+                yield from self._split(silence(REPEAT_GAP_SECONDS, rate), cancel)
+            if with_chime:
+                yield from self._split(chime(rate), cancel)
+            yield from self._speech(command, cancel)
+        yield AudioChunk(np.zeros(0, dtype=np.float32), rate, is_last=True)
+
+    def _speech(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> Iterator[AudioChunk]:
+        rate = self.config.sample_rate_hz
+        prerendered = self.prerendered.lookup(command.text, command.lang) if isinstance(command, AlertCommand) else None
+        if prerendered is not None:
+            _LOGGER.info("playing pre-rendered alert id=%s", command.envelope.id)
+            yield from self._split(resample(prerendered.samples, prerendered.sample_rate_hz, rate), cancel)
+            return
+        text = announcement_text(command)
+        neural = self.neural()
+        if neural is not None:
+            produced = 0
+            try:
+                for chunk in neural.synthesize(text, voice=command.voice, lang=command.lang, cancel=cancel):
+                    produced += 1
+                    yield AudioChunk(resample(chunk.samples, chunk.sample_rate_hz, rate), rate)
+                return
+            except Exception as exc:  # any neural-voice failure: report it and let the fallback voice speak
+                _LOGGER.warning(
+                    "neural voice failed, fallback voice speaks id=%s chunks_played=%d error=%s: %s",
+                    command.envelope.id, produced, type(exc).__name__, exc,
+                )
+        try:
+            audio, audio_rate = self.fallback.render(text, lang=command.lang)
+        except SkyvoiceError as exc:
+            raise PlaybackFailed(f"no voice could speak command {command.envelope.id}: {exc}") from exc
+        yield from self._split(resample(audio, audio_rate, rate), cancel)
+
+    def _split(self, samples: np.ndarray, cancel: threading.Event) -> Iterator[AudioChunk]:
+        rate = self.config.sample_rate_hz
+        step = max(1, int(rate * CHUNK_SECONDS))
+        for start in range(0, len(samples), step):
+            if cancel.is_set():
+                return
+            yield AudioChunk(samples[start : start + step], rate)
