@@ -1,0 +1,89 @@
+"""Engine keys: write/read, match and every mismatch reason, without TensorRT."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from runtime.trt.engine_key import (
+    EngineKey,
+    EngineKeyError,
+    PlatformInfo,
+    check_engine,
+    compare_keys,
+    file_sha256,
+    jetpack_for_l4t,
+    key_path,
+    parse_l4t_release,
+    read_key,
+    write_key,
+)
+
+ORIN_JP62 = PlatformInfo("10.3.0.30", "12.6", "36.4.3", "6.1/6.2", "Orin", "8.7")
+SHA = "ab" * 32
+
+
+def _key(platform=ORIN_JP62, sha=SHA):
+    return EngineKey(platform, "gpt_decode_step", sha, "fp16", {"k_cache_0": ((1, 2048, 512),) * 3})
+
+
+def test_key_round_trips_beside_the_engine(tmp_path):
+    engine = tmp_path / "gpt_decode_step.engine"
+    engine.write_bytes(b"plan")
+    path = write_key(engine, _key())
+    assert path == key_path(engine) and path.name == "gpt_decode_step.engine.key.json"
+    assert read_key(engine) == _key()
+    data = json.loads(path.read_text())
+    assert data["tensorrt_version"] == "10.3.0.30" and data["profiles"]["k_cache_0"][0] == [1, 2048, 512]
+    assert check_engine(engine, ORIN_JP62, SHA).ok
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("tensorrt_version", "10.3.0.26"), ("cuda_version", "12.2"), ("l4t_release", "36.3.0"), ("compute_capability", "7.2"), ("gpu_name", "Xavier")],
+)
+def test_each_platform_difference_is_a_named_reason(field, value):
+    here = dataclasses.replace(ORIN_JP62, **{field: value})
+    match = compare_keys(_key(), here, SHA)
+    assert not match.ok
+    assert any(reason.startswith(field) and value in reason for reason in match.reasons), match.reasons
+
+
+def test_changed_onnx_and_several_differences_are_all_reported():
+    here = dataclasses.replace(ORIN_JP62, tensorrt_version="10.16.2.10", l4t_release="39.2.0")
+    match = compare_keys(_key(), here, "cd" * 32)
+    assert len(match.reasons) == 3
+    assert "ONNX graph changed" in str(match)
+
+
+def test_missing_engine_missing_key_and_garbled_key(tmp_path):
+    engine = tmp_path / "x.engine"
+    assert "no engine at" in str(check_engine(engine, ORIN_JP62, SHA))
+    engine.write_bytes(b"plan")
+    assert "is missing" in str(check_engine(engine, ORIN_JP62, SHA))
+    key_path(engine).write_text("{not json")
+    assert "unreadable" in str(check_engine(engine, ORIN_JP62, SHA))
+    key_path(engine).write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(EngineKeyError, match="format_version"):
+        read_key(engine)
+    key_path(engine).write_text(json.dumps({"format_version": 1, "graph": "g"}))
+    match = check_engine(engine, ORIN_JP62, SHA)
+    assert not match.ok and "rebuild" in str(match)
+
+
+def test_l4t_release_parsing_and_jetpack_table():
+    line = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025"
+    assert parse_l4t_release(line) == "36.4.3"
+    assert parse_l4t_release("Ubuntu 22.04") == ""
+    assert jetpack_for_l4t("36.4.3") == "6.1/6.2"
+    assert jetpack_for_l4t("36.4.4") == "6.2.1"
+    assert jetpack_for_l4t("35.4.1") == "5.1.2"
+    assert jetpack_for_l4t("") == ""
+
+
+def test_file_sha256(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
