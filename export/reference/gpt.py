@@ -273,7 +273,8 @@ def make_random_state_dict(config: Mapping[str, Any], seed: int) -> dict[str, Te
 
 
 def build_model(config: Mapping[str, Any], state_dict: Mapping[str, Tensor]) -> Text2SemanticModel:
-    """Instantiate from the config, load strictly (float32) and switch to eval mode."""
-    model = Text2SemanticModel(config)
-    model.load_state_dict({k: v.to(torch.float32) for k, v in state_dict.items()}, strict=True)
-    return model.eval()
+    """Instantiate from the config, load strictly (float32, the given tensors are adopted) and switch to eval mode."""
+    with torch.device("meta"):  # no random init of weights that are replaced right away
+        model = Text2SemanticModel(config)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state_dict.items()}, strict=True, assign=True)
+    return model.requires_grad_(False).eval()
