@@ -89,18 +89,21 @@ def synthesize_test_phrase(release_dir: Path) -> Optional[tuple[float, float]]:
     return duration_s, rtf
 
 
-def check_release(release_dir: str | os.PathLike) -> HealthReport:
+def check_release(release_dir: str | os.PathLike, *, speak: bool = True) -> HealthReport:
+    """Load every graph; with speak, also synthesise the test phrase when the neural voice is available."""
     release_dir = Path(release_dir)
     names, backends = load_graphs(release_dir)
+    if not speak:
+        return HealthReport(graphs=names, backends=backends, note="graphs loaded; speaking was not asked for")
     spoken = synthesize_test_phrase(release_dir)
     if spoken is None:
         return HealthReport(graphs=names, backends=backends, note="graphs loaded; no neural voice or voice pack to speak with")
     return HealthReport(graphs=names, backends=backends, synthesized_s=spoken[0], real_time_factor=spoken[1])
 
 
-def default_health_check(release_dir: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+def default_health_check(release_dir: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, speak: bool = True) -> str:
     """Run `check_release` in a child process; raise HealthCheckFailed with its last error line."""
-    command = [sys.executable, "-m", "runtime.bundle.health", str(release_dir)]
+    command = [sys.executable, "-m", "runtime.bundle.health", str(release_dir)] + ([] if speak else ["--graphs-only"])
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
@@ -115,9 +118,10 @@ def default_health_check(release_dir: Path, *, timeout_s: float = DEFAULT_TIMEOU
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.bundle.health", description=__doc__)
     parser.add_argument("release", type=Path)
+    parser.add_argument("--graphs-only", action="store_true", help="load the graphs but do not synthesise")
     args = parser.parse_args(argv)
     try:
-        report = check_release(args.release)
+        report = check_release(args.release, speak=not args.graphs_only)
     except HealthCheckFailed as exc:
         print(str(exc), file=sys.stderr)
         return 1

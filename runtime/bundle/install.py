@@ -2,7 +2,7 @@
 
 Steps (each named, so fault-injection tests can stop the installer there and SIGKILL it):
 
-  verified → staging (first file copied) → staged → committed (in releases/) → marked (pending.json) →
+  verified → staging (first file copied) → staged → marked (pending.json) → committed (in releases/) →
   switched (current → new) → restarted → health_checked → confirmed
 
 Until `confirmed`, a killed installer leaves either the old `current` untouched or a pending marker that
@@ -32,7 +32,7 @@ from runtime.keys import TrustStore
 _LOGGER = logging.getLogger(__name__)
 
 STEPS: Final = (
-    "verified", "staging", "staged", "committed", "marked", "switched", "restarted", "health_checked", "confirmed",
+    "verified", "staging", "staged", "marked", "committed", "switched", "restarted", "health_checked", "confirmed",
 )
 STOP_AT_ENV: Final = "SKYVOICE_FLASH_STOP_AT"
 STOP_FD_ENV: Final = "SKYVOICE_FLASH_STOP_FD"
@@ -198,11 +198,11 @@ def flash(
         _copy_tree(source, staged, step)
         _recheck_copy(staged, trust)
         step("staged")
+        store.mark_pending(version, previous)
+        step("marked")
         store.commit_staged(staged, version)
         store.clean_staging()
         step("committed")
-        store.mark_pending(version, previous)
-        step("marked")
         store.switch_to(version)
         step("switched")
         if restart:

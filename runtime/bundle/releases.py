@@ -227,7 +227,13 @@ class ReleaseStore:
             return Recovery(note="a flash is in progress; it will confirm or roll back itself")
 
     def recover_locked(self) -> Recovery:
+        recovery = self._roll_back_unconfirmed()
         self.clean_staging()
+        if self.current_version():
+            self.prune()  # a release that is neither current nor previous is a leftover of an interrupted flash
+        return recovery
+
+    def _roll_back_unconfirmed(self) -> Recovery:
         pending = self.read_pending()
         if pending is None:
             return Recovery()

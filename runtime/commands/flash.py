@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--remote-skyvoice", default="skyvoice", help="skyvoice command on the box (with --box)")
     parser.add_argument("--restart-cmd", default=os.environ.get("SKYVOICE_RESTART_CMD", ""),
                         help="command that restarts the daemon after the switch, e.g. 'systemctl restart skyvoice'")
+    parser.add_argument("--health-check", choices=("speak", "graphs"), default="speak",
+                        help="speak: load every graph and synthesise a test phrase (default); graphs: only load them")
     parser.add_argument("--health-timeout", type=float, default=600.0, help="seconds the health check may take")
     parser.add_argument("--recover", action="store_true", help="only roll back an unconfirmed release (run at start)")
     parser.add_argument("--status", action="store_true", help="only show the installed releases")
@@ -78,7 +80,7 @@ def run_local(args: argparse.Namespace, store) -> int:
         args.bundle,
         args.root,
         trust,
-        partial(default_health_check, timeout_s=args.health_timeout),
+        partial(default_health_check, timeout_s=args.health_timeout, speak=args.health_check == "speak"),
         force=args.force,
         restart=restart,
     )
@@ -100,6 +102,7 @@ def remote_commands(args: argparse.Namespace, archive: Path) -> tuple[list[str],
         flash_cmd.append("--force")
     if args.restart_cmd:
         flash_cmd += ["--restart-cmd", args.restart_cmd]
+    flash_cmd += ["--health-check", args.health_check, "--health-timeout", str(args.health_timeout)]
     return (
         [*scp, str(archive), f"{args.box}:{remote_path}"],
         [*ssh, args.box, shlex.join(flash_cmd)],
