@@ -1,0 +1,146 @@
+"""The player: chime before alerts, Test wording, fallback voice when the neural voice fails, pre-emption latency."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from daemon_docs import alert_doc, speak_doc
+from runtime.daemon.chime import CHIME_NOTES_HZ, chime
+from runtime.daemon.direct_playback import DirectPlayback
+from runtime.daemon.envelope import parse_document
+from runtime.daemon.fallback import EspeakSynthesizer
+from runtime.daemon.player import Player, PlayerConfig, announcement_text
+from runtime.daemon.prerendered import PrerenderedAlerts, StandardAlert
+from runtime.daemon.wav_sink import NoAmplifier, PacedSink
+from runtime.errors import SynthesisError
+
+RATE = 16000
+
+
+class RecordingSink:
+    """The true edge (no sound card): keeps what was written."""
+
+    def __init__(self):
+        self.samples = []
+
+    def open(self, sample_rate_hz):
+        self.rate = sample_rate_hz
+
+    def write(self, samples):
+        self.samples.append(np.array(samples))
+
+    def drain(self): ...
+
+    def abort(self): ...
+
+    def close(self): ...
+
+    def audio(self):
+        return np.concatenate(self.samples) if self.samples else np.zeros(0)
+
+
+class RecordingAmplifier(NoAmplifier):
+    def __init__(self):
+        self.calls = []
+
+    def __getattribute__(self, name):
+        attr = object.__getattribute__(self, name)
+        if name in ("power_on", "set_zones", "set_volume", "set_emergency", "mute", "unmute"):
+            calls = object.__getattribute__(self, "calls")
+            return lambda *a: (calls.append((name, *a)), attr(*a))[1]
+        return attr
+
+
+class BrokenVoice:
+    sample_rate_hz = 32000
+
+    def synthesize(self, text, **kwargs):
+        raise SynthesisError("decoder exploded")
+        yield  # pragma: no cover
+
+
+@pytest.fixture
+def espeak():
+    synthesizer = EspeakSynthesizer()
+    if not synthesizer.available():
+        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    return synthesizer
+
+
+def make_player(sink, espeak, amplifier=None, **kwargs):
+    playback = DirectPlayback(amplifier or NoAmplifier(), sink, RATE)
+    return Player(playback, espeak, config=PlayerConfig(sample_rate_hz=RATE), **kwargs)
+
+
+def test_chime_is_not_the_eas_tone():
+    spectrum = np.abs(np.fft.rfft(chime(RATE)))
+    freqs = np.fft.rfftfreq(len(chime(RATE)), 1 / RATE)
+    peak = freqs[np.argmax(spectrum)]
+    assert min(abs(peak - f) for f in CHIME_NOTES_HZ) < 5
+    assert spectrum[(freqs > 845) & (freqs < 970)].max() < 0.05 * spectrum.max()
+
+
+def test_test_alerts_are_announced_as_tests():
+    command = parse_document(alert_doc("Drill", status="Test"), "alert")
+    assert announcement_text(command) == "This is a test. Drill This was only a test."
+
+
+def test_alert_plays_chime_then_speech_with_emergency_volume(espeak):
+    sink, amplifier = RecordingSink(), RecordingAmplifier()
+    command = parse_document(alert_doc("Fire", status="Actual", zones=[3], repeat=2), "alert")
+    assert make_player(sink, espeak, amplifier).play(command, threading.Event())
+    audio = sink.audio()
+    one_chime = chime(RATE)
+    assert np.allclose(audio[: len(one_chime)], one_chime, atol=1e-6)
+    assert len(audio) > 2 * len(one_chime)
+    assert ("set_emergency", True) in amplifier.calls and ("set_zones", [3]) in amplifier.calls
+    assert ("set_volume", 90) in amplifier.calls and amplifier.calls[-2:] == [("mute",), ("set_emergency", False)]
+
+
+def test_broken_neural_voice_falls_back_to_espeak(espeak):
+    sink = RecordingSink()
+    command = parse_document(speak_doc("The ferry leaves in ten minutes."), "speak")
+    assert make_player(sink, espeak, neural=lambda: BrokenVoice()).play(command, threading.Event())
+    assert np.abs(sink.audio()).max() > 0.05
+
+
+def test_prerendered_alert_plays_without_synthesis(espeak):
+    standard = StandardAlert("evacuate", "Evacuate now.")
+    prerendered = PrerenderedAlerts([standard])
+    assert prerendered.render_all(espeak) == 1
+    sink = RecordingSink()
+    command = parse_document(alert_doc("Evacuate now.", chime=False), "alert")
+    assert make_player(sink, BrokenEspeak(), prerendered=prerendered).play(command, threading.Event())
+    assert len(sink.audio()) > RATE // 2
+
+
+class BrokenEspeak:
+    def render(self, text, lang="auto"):
+        raise SynthesisError("no voice")
+
+
+def test_cancel_stops_a_paced_playback_within_200_ms(espeak):
+    sink = PacedSink(RecordingSink())
+    player = make_player(sink, espeak)
+    command = parse_document(speak_doc("This is a long announcement about the weather and the sea. " * 3), "speak")
+    cancel = threading.Event()
+    result = {}
+
+    def play():
+        result["completed"] = player.play(command, cancel)
+        result["ended"] = time.monotonic()
+
+    thread = threading.Thread(target=play)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not sink.sink.samples and time.monotonic() < deadline:
+        cancel.wait(0.01)
+    cancel.set()
+    cancelled_at = time.monotonic()
+    thread.join(timeout=5)
+    assert result["completed"] is False
+    assert result["ended"] - cancelled_at < 0.2
