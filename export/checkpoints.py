@@ -56,7 +56,17 @@ class SovitsCheckpoint:
 
 
 def _torch_load(path: Path, data: bytes) -> Any:
+    import zipfile
+
     import torch
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.namelist()
+    except zipfile.BadZipFile:
+        raise CheckpointError(
+            f"{path} is truncated or not a PyTorch checkpoint (its zip directory is missing); copy the file again"
+        ) from None
 
     try:
         with torch.serialization.safe_globals([(HParams, "utils.HParams")]):

@@ -1,16 +1,43 @@
-"""`skyvoice build`: Build a bundle from GPT-SoVITS v2 checkpoints (workstation, needs the build extra)."""
+"""`skyvoice build`: GPT-SoVITS v2 checkpoints → a bundle of validated ONNX graphs (workstation, needs the build extra)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from runtime.errors import SkyvoiceError
+from runtime.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("build", help="Build a bundle from GPT-SoVITS v2 checkpoints (workstation, needs the build extra)")
+    parser = subparsers.add_parser(
+        "build",
+        help="Build a bundle from GPT-SoVITS v2 checkpoints (workstation, needs the build extra)",
+        description="Load the GPT .ckpt and SoVITS .pth written by the official WebUI, export the GPT prefill, the "
+        "GPT decode step, the SoVITS decoder, the reference encoder and the prompt encoder to ONNX, check each against "
+        "the PyTorch reference, optionally quantize, and write BUNDLE/manifest.json.",
+    )
+    parser.add_argument("--gpt", type=Path, required=True, help="GPT (s1) checkpoint, e.g. GPT_weights_v2/name-e15.ckpt")
+    parser.add_argument("--sovits", type=Path, required=True, help="SoVITS (s2) weights, e.g. SoVITS_weights_v2/name_e8_s200.pth")
+    parser.add_argument("--out", type=Path, required=True, help="bundle directory to create")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "auto"),
+                        help="graph precision; auto picks INT8 per graph only where the fidelity gate passes")
+    parser.add_argument("--calib", type=Path, default=None, help="calibration texts (default: configs/calibration/)")
+    parser.add_argument("--kv-capacity", type=int, default=2048, help="GPT KV cache rows (phones + prompt + tokens)")
+    parser.add_argument("--bundle-version", default=None, help="version string such as 2026.12.2 (default: from the date)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SkyvoiceError("'skyvoice build' is not implemented yet")
+    try:
+        from export.build import BuildConfig, Progress, build_bundle
+    except ImportError as exc:
+        raise ConfigError(f"'skyvoice build' needs the build extra ({exc.name} is missing): run scripts/setup build") from None
+    config = BuildConfig(
+        gpt_path=args.gpt, sovits_path=args.sovits, out_dir=args.out, precision=args.precision,
+        calibration_path=args.calib, kv_capacity=args.kv_capacity, bundle_version=args.bundle_version, force=args.force,
+    )
+    out = build_bundle(config, Progress(enabled=not args.quiet))
+    print(out)
+    return 0
