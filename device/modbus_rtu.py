@@ -114,9 +114,9 @@ class ModbusRtuAmplifier:
 
     def read_state(self) -> AmplifierState:
         with self._bus_lock:
-            powered = self._read_switch(self._map.power, default=True)
-            muted = self._read_switch(self._map.mute, default=False)
-            emergency = self._read_switch(self._map.emergency, default=False)
+            powered = self._read_switch("power", self._map.power, default=True)
+            muted = self._read_switch("mute", self._map.mute, default=False)
+            emergency = self._read_switch("emergency", self._map.emergency, default=False)
             volume = self._map.volume
             volume_pct = raw_to_volume(self._read(volume.table, volume.address, "volume"), volume.raw_min, volume.raw_max)
             zones: tuple[int, ...] = ()
@@ -156,10 +156,10 @@ class ModbusRtuAmplifier:
         value = point.on_value if on else point.off_value
         self._write_checked(what, point.table, point.address, value)
 
-    def _read_switch(self, point: Optional[ModbusSwitch], default: bool) -> bool:
+    def _read_switch(self, what: str, point: Optional[ModbusSwitch], default: bool) -> bool:
         if point is None:
             return default
-        value = self._read(point.table, point.address, "switch")
+        value = self._read(point.table, point.address, what)
         return value == point.on_value
 
     def _write_checked(self, what: str, table: str, address: int, value: int) -> None:
