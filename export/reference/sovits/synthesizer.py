@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -58,8 +59,15 @@ class TextEncoder(nn.Module):
 
 
 def stretched_length(frames: int, speed: float) -> int:
-    """Official length after the speed change: T when speed == 1, else int(T / speed) + 1."""
-    return frames if speed == 1 else int(frames / speed) + 1
+    """Length after the speed change: T when speed == 1, else floor(T / speed) + 1.
+
+    Official code divides in float64; the graph (and so this reference) divides in float32, the type of its `speed`
+    input. The two agree except when T/speed lands within float32 rounding of an integer (e.g. 16/0.8: float32 gives
+    20 like float64 on the decimal 0.8, whereas float64 on float32(0.8) gives 19.99…).
+    """
+    if speed == 1:
+        return frames
+    return int(np.floor(np.float32(frames) / np.float32(speed))) + 1
 
 
 class SynthesizerV2(nn.Module):
