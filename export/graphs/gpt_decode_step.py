@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Final
 
 import numpy as np
@@ -72,7 +73,8 @@ def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None
     model = model.eval()
     spec = spec_for(model.n_layer)
     dummy = random_inputs(model, EXPORT_CACHE_LEN, EXPORT_CACHE_LEN, seed=0)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is our choice (flat, opset 17)
         torch.onnx.export(
             DecodeStepGraph(model),
             tuple(torch.from_numpy(dummy[name]) for name in spec.inputs),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Final
 
 import numpy as np
@@ -75,7 +76,8 @@ def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None
     """Trace `model.prefill` with the legacy exporter (opset 17, named dynamic axes) into `out_path`."""
     model = model.eval()
     dummy = {k: torch.from_numpy(v) for k, v in random_inputs(model, EXPORT_PHONES, EXPORT_PROMPT, seed=0).items()}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is our choice (flat, opset 17)
         torch.onnx.export(
             PrefillGraph(model),
             tuple(dummy[name] for name in SPEC.inputs),
