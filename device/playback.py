@@ -75,6 +75,9 @@ class PlaybackResult:
     samples: int  # samples handed to the sink
     amp_errors: tuple[str, ...] = field(default_factory=tuple)  # amplifier failures during this playback
 
+    def __bool__(self) -> bool:  # `if sequencer.play(...)`: True when the playback completed
+        return self.completed
+
 
 EventCallback = Callable[[DeviceEvent], None]
 
@@ -124,19 +127,21 @@ class PlaybackSequencer:
         cancel: Optional[threading.Event] = None,
         sample_rate_hz: Optional[int] = None,
     ) -> PlaybackResult:
-        """Play float32 mono `chunks` (at `sample_rate_hz`, default `config.sample_rate_hz`) with the amplifier set up.
+        """Play mono `chunks` with the amplifier set up; returns a `PlaybackResult` (truthy when completed).
 
+        A chunk is a float32 array in [-1, 1] at `sample_rate_hz` (default `config.sample_rate_hz`), or an object
+        with `.samples` and `.sample_rate_hz` (runtime's `AudioChunk`; the first chunk's rate opens the sink).
         `zones=None` uses `config.default_zones` (empty: leave routing alone); `volume_pct=None` uses
-        `config.default_volume_pct`; `emergency=True` forces `config.emergency_volume_pct` and the amplifier's
-        emergency/priority mode. Setting `cancel` (or calling `preempt()`) aborts the sink within ~10 ms and mutes.
+        `config.default_volume_pct`; `emergency=True` raises the volume to at least `config.emergency_volume_pct`
+        and turns on the amplifier's emergency/priority mode. Setting `cancel` (or calling `preempt()`) aborts the sink within ~10 ms and mutes.
         Raises `AmplifierFault` only when `play_without_amplifier` is off; raises `AudioSinkError` from the sink.
         """
         cancel = cancel if cancel is not None else threading.Event()
         rate = int(sample_rate_hz or self.config.sample_rate_hz)
         zones_to_set = tuple(self.config.default_zones if zones is None else zones)
-        volume = self.config.emergency_volume_pct if emergency else (
-            self.config.default_volume_pct if volume_pct is None else int(volume_pct)
-        )
+        volume = self.config.default_volume_pct if volume_pct is None else int(volume_pct)
+        if emergency:  # the override: never quieter than the emergency level
+            volume = max(volume if volume_pct is not None else 0, self.config.emergency_volume_pct)
         errors: list[str] = []
         samples = 0
         completed = preempted = False
@@ -233,19 +238,22 @@ class PlaybackSequencer:
 
     def _stream(self, chunks: Iterable[np.ndarray], rate: int, cancel: threading.Event) -> tuple[int, bool]:
         sink = self.sink
-        sink.open(rate)
         done = threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(cancel, done), name="playback-cancel", daemon=True)
         watcher.start()
         samples = 0
+        opened = False
         try:
             for chunk in chunks:
                 if cancel.is_set():
                     break
-                data = np.asarray(chunk, dtype=np.float32).reshape(-1)
+                if not opened:
+                    sink.open(int(getattr(chunk, "sample_rate_hz", 0) or rate))
+                    opened = True
+                data = np.asarray(getattr(chunk, "samples", chunk), dtype=np.float32).reshape(-1)
                 sink.write(data)
                 samples += data.size
-            if not cancel.is_set():
+            if opened and not cancel.is_set():
                 sink.drain()
         finally:
             done.set()

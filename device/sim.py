@@ -154,6 +154,9 @@ class ModbusAmplifierSim:
         if mapping.power is not None:
             self._values[self._points["power"]] = mapping.power.off_value  # starts in standby
         self._values[self._points["volume"]] = mapping.volume.raw_min
+        if mapping.temperature is not None:  # a plausible heatsink temperature
+            raw = int(round((35.0 - mapping.temperature.offset) / mapping.temperature.scale)) & 0xFFFF
+            self._values[self._points["temperature"]] = raw
         self._stuck: dict[tuple[str, int], int] = {}
         self._refused: dict[tuple[str, int], int] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
