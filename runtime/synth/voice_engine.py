@@ -1,0 +1,225 @@
+"""The neural voice: a bundle's graphs and voice packs → audio chunks (implements `Synthesizer`).
+
+Per sentence (the frontend's cut5 split): target phones → GPT input = prompt phones + target phones (BERT features:
+the voice pack's prompt BERT where present, zeros elsewhere, as the official code does without a BERT model) → semantic
+tokens → SoVITS decoder on the target phones only → 32 kHz audio, with 0.3 s of silence between sentences
+(the official `fragment_interval`). In streaming mode the audio of each sentence is produced in token chunks
+(`runtime/synth/streaming.py`), so the first audio leaves long before the sentence is finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Final, Iterator, Optional, Sequence
+
+import numpy as np
+
+from runtime.errors import SynthesisError
+from runtime.synth.gpt_loop import BERT_DIM, GptDecoder
+from runtime.synth.runner import GraphRunner, OrtRunner
+from runtime.synth.synthesizer import AudioChunk, SynthesisOptions
+
+_LOGGER = logging.getLogger(__name__)
+
+FRAGMENT_INTERVAL_S: Final = 0.3
+RUNTIME_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step", "sovits_decoder")
+
+RunnerFactory = Callable[[str, Path], GraphRunner]
+
+
+def ort_runner_factory(threads: int = 0) -> RunnerFactory:
+    def make(name: str, path: Path) -> GraphRunner:
+        return OrtRunner(path, intra_op_threads=threads)
+
+    return make
+
+
+def default_runner_factory(bundle_dir: Path, threads: int = 0) -> RunnerFactory:
+    """TensorRT where a matching engine exists (runtime/synth/trt_runner.py decides and logs why not), else ORT."""
+    try:
+        from runtime.synth.trt_runner import select_runner
+    except ImportError:
+        return ort_runner_factory(threads)
+
+    def make(name: str, path: Path) -> GraphRunner:
+        return select_runner(path, bundle_dir / "engines", intra_op_threads=threads)
+
+    return make
+
+
+@dataclass
+class Utterance:
+    """What one sentence produced: its semantic tokens and audio (for --tokens-out and tests)."""
+
+    text: str
+    phone_ids: list[int]
+    tokens: list[int]
+
+
+class NeuralSynthesizer:
+    """One bundle loaded: the GPT decoder and SoVITS decoder graphs, and its voice packs (loaded on first use)."""
+
+    def __init__(
+        self,
+        bundle_dir: str | os.PathLike,
+        *,
+        runner_factory: Optional[RunnerFactory] = None,
+        frontend=None,
+        threads: int = 0,
+    ) -> None:
+        from runtime.bundle.manifest import read_manifest
+        from runtime.synth.sovits_decoder import SovitsDecoder
+
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = read_manifest(self.bundle_dir)
+        raw = self.manifest.raw
+        try:
+            gpt_meta, sovits_meta = raw["gpt"], raw["sovits"]
+            files = {name: self.bundle_dir / raw["graphs"][name]["file"] for name in RUNTIME_GRAPHS}
+        except KeyError as exc:
+            raise SynthesisError(f"{self.bundle_dir}/manifest.json lacks {exc}; rebuild the bundle with 'skyvoice build'") from None
+        factory = runner_factory or default_runner_factory(self.bundle_dir, threads)
+        runners = {name: factory(name, path) for name, path in files.items()}
+        self.backends = {name: runner.backend for name, runner in runners.items()}
+        self.gpt = GptDecoder(
+            runners["gpt_prefill"],
+            runners["gpt_decode_step"],
+            n_layer=int(gpt_meta["n_layer"]),
+            d_model=int(gpt_meta["d_model"]),
+            capacity=int(gpt_meta.get("kv_capacity", 2048)),
+            static_cache=runners["gpt_decode_step"].backend.startswith("tensorrt"),
+            eos=int(gpt_meta.get("eos", 1024)),
+        )
+        self.decoder = SovitsDecoder(runners["sovits_decoder"])
+        self.sample_rate_hz = int(sovits_meta["sample_rate_hz"])
+        self.samples_per_token = int(sovits_meta.get("samples_per_token", 1280))
+        self.default_top_k = int(gpt_meta.get("top_k", 15))
+        self._frontend = frontend
+        self._voices: dict = {}
+        self._lock = threading.Lock()
+        _LOGGER.info("neural voice loaded bundle=%s backends=%s", self.bundle_dir, self.backends)
+
+    # ---- voices -------------------------------------------------------------------------------------------------
+    def voice_names(self) -> list[str]:
+        return sorted(p.stem for p in (self.bundle_dir / "voices").glob("*.npz"))
+
+    def voice(self, name: Optional[str]):
+        from runtime.synth.voice_pack import VoicePack
+
+        names = self.voice_names()
+        if name is None:
+            if not names:
+                raise SynthesisError(f"bundle {self.bundle_dir} has no voices; add one with 'skyvoice voice add'")
+            name = names[0]
+        if name not in self._voices:
+            path = self.bundle_dir / "voices" / f"{name}.npz"
+            if not path.is_file():
+                raise SynthesisError(f"voice '{name}' is not in bundle {self.bundle_dir} (installed: {', '.join(names) or 'none'})")
+            self._voices[name] = VoicePack.load(path)
+        return self._voices[name]
+
+    @property
+    def frontend(self):
+        if self._frontend is None:
+            from runtime.text.frontend import TextFrontend
+
+            self._frontend = TextFrontend()
+        return self._frontend
+
+    # ---- synthesis ----------------------------------------------------------------------------------------------
+    def synthesize(
+        self,
+        text: str,
+        *,
+        voice: Optional[str] = None,
+        lang: str = "auto",
+        options: Optional[SynthesisOptions] = None,
+        cancel: Optional[threading.Event] = None,
+        utterances: Optional[list] = None,
+    ) -> Iterator[AudioChunk]:
+        """Text → audio chunks, sentence by sentence (`utterances`, if given, collects tokens per sentence)."""
+        sentences = self.frontend.split_sentences(text)
+        lang_of = (lambda s: lang)
+        items = [(s, list(self.frontend.phonemize(s, lang_of(s)).ids)) for s in sentences]
+        yield from self.synthesize_sentences(items, voice=voice, options=options, cancel=cancel, utterances=utterances)
+
+    def synthesize_phones(
+        self,
+        phone_ids: Sequence[int],
+        *,
+        voice: Optional[str] = None,
+        options: Optional[SynthesisOptions] = None,
+        cancel: Optional[threading.Event] = None,
+        utterances: Optional[list] = None,
+    ) -> Iterator[AudioChunk]:
+        """Symbol ids (e.g. from `--phones`) → audio chunks, as one sentence."""
+        yield from self.synthesize_sentences([("", list(phone_ids))], voice=voice, options=options, cancel=cancel, utterances=utterances)
+
+    def synthesize_sentences(
+        self,
+        items: Sequence[tuple[str, list[int]]],
+        *,
+        voice: Optional[str],
+        options: Optional[SynthesisOptions],
+        cancel: Optional[threading.Event],
+        utterances: Optional[list],
+    ) -> Iterator[AudioChunk]:
+        options = options or SynthesisOptions()
+        pack = self.voice(voice)
+        rng = np.random.default_rng(None if options.seed < 0 else options.seed)
+        silence = np.zeros(int(FRAGMENT_INTERVAL_S * self.sample_rate_hz), dtype=np.float32)
+        with self._lock:
+            for index, (text, target_ids) in enumerate(items):
+                if cancel is not None and cancel.is_set():
+                    return
+                if not target_ids:
+                    continue
+                last_sentence = index == len(items) - 1
+                tokens: list[int] = []
+                for samples in self._sentence_audio(pack, target_ids, options, rng, cancel, tokens):
+                    yield AudioChunk(samples, self.sample_rate_hz, is_last=False)
+                if utterances is not None:
+                    utterances.append(Utterance(text, list(target_ids), tokens))
+                yield AudioChunk(silence, self.sample_rate_hz, is_last=last_sentence)
+
+    def _sentence_audio(self, pack, target_ids, options, rng, cancel, tokens_out: list) -> Iterator[np.ndarray]:
+        phones = np.concatenate([np.asarray(pack.prompt_phones, dtype=np.int64), np.asarray(target_ids, dtype=np.int64)])
+        bert = np.zeros((phones.size, BERT_DIM), dtype=np.float32)
+        if getattr(pack, "prompt_bert", None) is not None:
+            bert[: len(pack.prompt_phones)] = np.asarray(pack.prompt_bert, dtype=np.float32)
+        prompt = np.asarray(pack.prompt_tokens, dtype=np.int64)
+        ge = np.asarray(pack.ge, dtype=np.float32).reshape(1, -1, 1)
+        target = np.asarray(target_ids, dtype=np.int64)
+        started = time.monotonic()
+        if options.stream:
+            from runtime.synth.streaming import StreamingDecoder
+
+            stream = StreamingDecoder(self.decoder, target, ge, options, rng, samples_per_token=self.samples_per_token)
+            for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=cancel):
+                tokens_out.extend(chunk)
+                audio = stream.push(chunk)
+                if audio.size:
+                    yield audio
+            if cancel is not None and cancel.is_set():
+                return
+            tail = stream.finish()
+            if tail.size:
+                yield tail
+        else:
+            for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=cancel):
+                tokens_out.extend(chunk)
+            if cancel is not None and cancel.is_set():
+                return
+            if tokens_out:
+                yield self.decoder.decode(np.asarray(tokens_out, dtype=np.int64), target, ge, options.noise_scale, options.speed, rng)
+        _LOGGER.info("sentence synthesized tokens=%d seconds=%.3f", len(tokens_out), time.monotonic() - started)
+
+
+def load_synthesizer(bundle_dir: str | os.PathLike, **kwargs) -> NeuralSynthesizer:
+    """The daemon's and the health check's entry point."""
+    return NeuralSynthesizer(bundle_dir, **kwargs)
