@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional, Union
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -24,6 +23,7 @@ from export.reference.sovits.mrte import MRTE
 from export.reference.sovits.quantizer import ResidualVectorQuantizer
 from export.reference.sovits.ref_encoder import MelStyleEncoder
 from export.reference.sovits.weight_norm import WeightNormConv1d, WeightNormConvTranspose1d, fold_weight_norm_in
+from runtime.synth.sovits_decoder import FRAMES_PER_TOKEN, decoded_frames
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ def stretched_length(frames: int, speed: float) -> int:
     input. The two agree except when T/speed lands within float32 rounding of an integer (e.g. 16/0.8: float32 gives
     20 like float64 on the decimal 0.8, whereas float64 on float32(0.8) gives 19.99…).
     """
-    if speed == 1:
-        return frames
-    return int(np.floor(np.float32(frames) / np.float32(speed))) + 1
+    if frames % FRAMES_PER_TOKEN:
+        raise ValueError(f"frames={frames} is not a whole number of semantic tokens")
+    return decoded_frames(frames // FRAMES_PER_TOKEN, speed)
 
 
 class SynthesizerV2(nn.Module):
