@@ -18,7 +18,7 @@ import numpy as np
 
 from runtime.errors import SynthesisError
 from runtime.synth.runner import GraphRunner, OrtRunner
-from runtime.trt.engine_key import PlatformInfo, check_engine, file_sha256, probe_platform
+from runtime.trt.engine_key import EngineKeyError, PlatformInfo, check_engine, file_sha256, probe_platform
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -276,8 +276,8 @@ def select_runner(
     if platform is None:
         try:
             platform = probe_platform()
-        except Exception as exc:  # ImportError without tensorrt/pycuda, pycuda's RuntimeError without a GPU
-            reason = f"TensorRT is not usable here ({type(exc).__name__}: {exc})"
+        except EngineKeyError as exc:  # no tensorrt module, or no GPU
+            reason = f"TensorRT is not usable here: {exc}"
             _LOGGER.warning("tensorrt not used graph=%s reason=%s; falling back to ONNX Runtime", name, reason)
             return _ort_fallback(graph_path, providers, reason)
     match = check_engine(engine_path, platform, file_sha256(graph_path))

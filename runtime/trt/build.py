@@ -153,9 +153,13 @@ def build_engine(
     limits: ShapeLimits = ShapeLimits(),
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
     strongly_typed: bool = False,
+    onnx_file: str = "",
     progress: Optional[ProgressCallback] = None,
 ) -> EngineKey:
-    """Parse `onnx_path`, build, write `engine_path` and its key; return the key. Raises EngineBuildError."""
+    """Parse `onnx_path`, build, write `engine_path` and its key; return the key. Raises EngineBuildError.
+
+    `onnx_file` is the graph's path inside the bundle as the manifest lists it (default `graphs/<name>`).
+    """
     import tensorrt as trt
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
@@ -196,7 +200,7 @@ def build_engine(
     with open(tmp, "wb") as handle:
         handle.write(serialized)
     os.replace(tmp, engine_path)
-    key = EngineKey(platform, graph, file_sha256(onnx_path), precision, shapes)
+    key = EngineKey(platform, graph, onnx_file or f"graphs/{onnx_path.name}", file_sha256(onnx_path), precision, shapes)
     write_key(engine_path, key)
     _LOGGER.info(
         "trt engine built graph=%s precision=%s bytes=%d seconds=%.1f trt=%s",

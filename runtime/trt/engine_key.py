@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final, Mapping, Optional
@@ -24,7 +23,6 @@ _LOGGER = logging.getLogger(__name__)
 
 KEY_FORMAT_VERSION: Final = 1
 KEY_SUFFIX: Final = ".key.json"
-L4T_RELEASE_FILE: Final = Path("/etc/nv_tegra_release")
 
 # L4T (Jetson Linux) release prefix -> JetPack release (research notes §2).
 _JETPACK_BY_L4T: Final = (
@@ -48,13 +46,13 @@ class EngineKeyError(SkyvoiceError):
 
 @dataclass(frozen=True)
 class PlatformInfo:
-    """The parts of the key that describe the machine, not the graph."""
+    """The parts of the key that describe the machine, not the graph (field names as in `runtime/bundle/box_facts.py`)."""
 
-    tensorrt_version: str
-    cuda_version: str
-    l4t_release: str  # "" off Jetson
-    jetpack_release: str  # "" off Jetson or when the L4T release is not in the table
-    gpu_name: str
+    tensorrt: str  # "10.3.0.30"
+    cuda: str  # "12.6.68"
+    l4t: str  # "36.4.3"; "" off Jetson
+    jetpack: str  # "6.1/6.2"; "" off Jetson or when the L4T release is not in the table
+    gpu_name: str  # "Jetson Orin"
     compute_capability: str  # "8.7" on Orin
 
 
@@ -62,6 +60,7 @@ class PlatformInfo:
 class EngineKey:
     platform: PlatformInfo
     graph: str
+    onnx_file: str  # relative to the bundle, e.g. "graphs/gpt_prefill.onnx"
     onnx_sha256: str
     precision: str  # "fp32", "fp16" or "int8" (int8 = Q/DQ in the ONNX, FP16 elsewhere)
     profiles: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
@@ -70,6 +69,7 @@ class EngineKey:
         return {
             "format_version": KEY_FORMAT_VERSION,
             "graph": self.graph,
+            "onnx_file": self.onnx_file,
             "onnx_sha256": self.onnx_sha256,
             "precision": self.precision,
             "profiles": {name: [list(dims) for dims in shapes] for name, shapes in sorted(self.profiles.items())},
@@ -85,7 +85,9 @@ class EngineKey:
             profiles = {
                 name: tuple(tuple(int(v) for v in dims) for dims in shapes) for name, shapes in data["profiles"].items()
             }
-            return cls(platform, str(data["graph"]), str(data["onnx_sha256"]), str(data["precision"]), profiles)
+            return cls(
+                platform, str(data["graph"]), str(data["onnx_file"]), str(data["onnx_sha256"]), str(data["precision"]), profiles
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise EngineKeyError(f"{source} lacks or garbles field {exc}; rebuild the engine with 'skyvoice engines build'") from exc
 
@@ -156,12 +158,6 @@ def check_engine(engine_path: str | os.PathLike, platform: PlatformInfo, onnx_sh
     return compare_keys(stored, platform, onnx_sha256)
 
 
-def parse_l4t_release(text: str) -> str:
-    """'# R36 (release), REVISION: 4.3, GCID: ...' -> '36.4.3'; '' if the text is not an L4T release line."""
-    match = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
-    return f"{match.group(1)}.{match.group(2)}" if match else ""
-
-
 def jetpack_for_l4t(l4t_release: str) -> str:
     for prefix, jetpack in _JETPACK_BY_L4T:
         if l4t_release == prefix or l4t_release.startswith(prefix + "."):
@@ -169,27 +165,25 @@ def jetpack_for_l4t(l4t_release: str) -> str:
     return ""
 
 
-def read_l4t_release(path: Path = L4T_RELEASE_FILE) -> str:
-    try:
-        return parse_l4t_release(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return ""
+def platform_from_facts(facts) -> PlatformInfo:
+    """A PlatformInfo from `runtime.bundle.box_facts.BoxFacts`; raises EngineKeyError where TensorRT cannot run."""
+    if not facts.tensorrt:
+        raise EngineKeyError("the tensorrt Python module does not import on this box; on JetPack use a venv with --system-site-packages")
+    if not facts.compute_capability:
+        raise EngineKeyError("no NVIDIA GPU found (device tree, nvidia-smi); TensorRT engines need one")
+    l4t = facts.l4t or ""
+    return PlatformInfo(
+        tensorrt=facts.tensorrt,
+        cuda=facts.cuda or "",
+        l4t=l4t,
+        jetpack=jetpack_for_l4t(l4t),
+        gpu_name=facts.gpu_name or "",
+        compute_capability=facts.compute_capability,
+    )
 
 
 def probe_platform() -> PlatformInfo:
-    """This box's TensorRT, CUDA, L4T and GPU. Raises ImportError without tensorrt/pycuda, RuntimeError without a GPU."""
-    import tensorrt as trt  # noqa: F401 (Jetson: from JetPack apt, through --system-site-packages)
-    import pycuda.driver as cuda
+    """This box's TensorRT, CUDA, L4T and GPU (imports tensorrt); raises EngineKeyError where TensorRT cannot run."""
+    from runtime.bundle.box_facts import probe_box_facts
 
-    cuda.init()
-    device = cuda.Device(0)
-    major, minor = device.compute_capability()
-    l4t = read_l4t_release()
-    return PlatformInfo(
-        tensorrt_version=str(trt.__version__),
-        cuda_version=".".join(str(part) for part in cuda.get_version()[:2]),  # the toolkit pycuda was built against
-        l4t_release=l4t,
-        jetpack_release=jetpack_for_l4t(l4t),
-        gpu_name=str(device.name()),
-        compute_capability=f"{major}.{minor}",
-    )
+    return platform_from_facts(probe_box_facts())

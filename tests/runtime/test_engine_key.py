@@ -16,17 +16,17 @@ from runtime.trt.engine_key import (
     file_sha256,
     jetpack_for_l4t,
     key_path,
-    parse_l4t_release,
+    platform_from_facts,
     read_key,
     write_key,
 )
 
-ORIN_JP62 = PlatformInfo("10.3.0.30", "12.6", "36.4.3", "6.1/6.2", "Orin", "8.7")
+ORIN_JP62 = PlatformInfo("10.3.0.30", "12.6.68", "36.4.3", "6.1/6.2", "Jetson Orin", "8.7")
 SHA = "ab" * 32
 
 
 def _key(platform=ORIN_JP62, sha=SHA):
-    return EngineKey(platform, "gpt_decode_step", sha, "fp16", {"k_cache_0": ((1, 2048, 512),) * 3})
+    return EngineKey(platform, "gpt_decode_step", "graphs/gpt_decode_step.onnx", sha, "fp16", {"k_cache_0": ((1, 2048, 512),) * 3})
 
 
 def test_key_round_trips_beside_the_engine(tmp_path):
@@ -36,13 +36,15 @@ def test_key_round_trips_beside_the_engine(tmp_path):
     assert path == key_path(engine) and path.name == "gpt_decode_step.engine.key.json"
     assert read_key(engine) == _key()
     data = json.loads(path.read_text())
-    assert data["tensorrt_version"] == "10.3.0.30" and data["profiles"]["k_cache_0"][0] == [1, 2048, 512]
+    # the field names runtime/bundle/doctor.py reads
+    assert data["tensorrt"] == "10.3.0.30" and data["l4t"] == "36.4.3" and data["onnx_file"] == "graphs/gpt_decode_step.onnx"
+    assert data["profiles"]["k_cache_0"][0] == [1, 2048, 512]
     assert check_engine(engine, ORIN_JP62, SHA).ok
 
 
 @pytest.mark.parametrize(
     "field, value",
-    [("tensorrt_version", "10.3.0.26"), ("cuda_version", "12.2"), ("l4t_release", "36.3.0"), ("compute_capability", "7.2"), ("gpu_name", "Xavier")],
+    [("tensorrt", "10.3.0.26"), ("cuda", "12.2.140"), ("l4t", "36.3.0"), ("compute_capability", "7.2"), ("gpu_name", "Jetson Xavier")],
 )
 def test_each_platform_difference_is_a_named_reason(field, value):
     here = dataclasses.replace(ORIN_JP62, **{field: value})
@@ -52,7 +54,7 @@ def test_each_platform_difference_is_a_named_reason(field, value):
 
 
 def test_changed_onnx_and_several_differences_are_all_reported():
-    here = dataclasses.replace(ORIN_JP62, tensorrt_version="10.16.2.10", l4t_release="39.2.0")
+    here = dataclasses.replace(ORIN_JP62, tensorrt="10.16.2.10", l4t="39.2.0")
     match = compare_keys(_key(), here, "cd" * 32)
     assert len(match.reasons) == 3
     assert "ONNX graph changed" in str(match)
@@ -73,10 +75,15 @@ def test_missing_engine_missing_key_and_garbled_key(tmp_path):
     assert not match.ok and "rebuild" in str(match)
 
 
-def test_l4t_release_parsing_and_jetpack_table():
-    line = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025"
-    assert parse_l4t_release(line) == "36.4.3"
-    assert parse_l4t_release("Ubuntu 22.04") == ""
+def test_platform_from_box_facts_and_jetpack_table():
+    from runtime.bundle.box_facts import BoxFacts
+
+    facts = BoxFacts(l4t="36.4.3", tensorrt="10.3.0.30", cuda="12.6.68", gpu_name="Jetson Orin", compute_capability="8.7")
+    assert platform_from_facts(facts) == ORIN_JP62
+    with pytest.raises(EngineKeyError, match="tensorrt Python module"):
+        platform_from_facts(BoxFacts(compute_capability="8.7"))
+    with pytest.raises(EngineKeyError, match="no NVIDIA GPU"):
+        platform_from_facts(BoxFacts(tensorrt="10.3.0.30"))
     assert jetpack_for_l4t("36.4.3") == "6.1/6.2"
     assert jetpack_for_l4t("36.4.4") == "6.2.1"
     assert jetpack_for_l4t("35.4.1") == "5.1.2"

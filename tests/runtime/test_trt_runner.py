@@ -18,7 +18,7 @@ from runtime.synth.runner import OrtRunner
 from runtime.synth.trt_runner import engine_path_for, select_runner
 from runtime.trt.engine_key import EngineKey, PlatformInfo, file_sha256, write_key
 
-ORIN = PlatformInfo("10.3.0.30", "12.6", "36.4.3", "6.1/6.2", "Orin", "8.7")
+ORIN = PlatformInfo("10.3.0.30", "12.6.68", "36.4.3", "6.1/6.2", "Jetson Orin", "8.7")
 
 
 GIN = 8
@@ -54,7 +54,7 @@ def bundle(tmp_path):
 def _fake_engine(bundle_dir, graph, platform=ORIN, sha=None):
     engine = engine_path_for(bundle_dir / "engines", graph.stem)
     engine.write_bytes(b"not a real plan")
-    write_key(engine, EngineKey(platform, graph.stem, sha or file_sha256(graph), "fp16", {}))
+    write_key(engine, EngineKey(platform, graph.stem, f"graphs/{graph.name}", sha or file_sha256(graph), "fp16", {}))
     return engine
 
 
@@ -80,11 +80,11 @@ def test_no_engine_falls_back_to_onnxruntime(bundle, caplog):
 
 def test_stale_key_is_reported_once_and_falls_back(bundle, caplog):
     bundle_dir, graph = bundle
-    _fake_engine(bundle_dir, graph, platform=dataclasses.replace(ORIN, tensorrt_version="10.3.0.26"))
+    _fake_engine(bundle_dir, graph, platform=dataclasses.replace(ORIN, tensorrt="10.3.0.26"))
     with caplog.at_level(logging.INFO, logger="runtime.synth.trt_runner"):
         choice = select_runner(graph, bundle_dir / "engines", platform=ORIN, trt_runner_factory=_DeviceRunnerStandIn)
     assert isinstance(choice.runner, OrtRunner)
-    assert "tensorrt_version differs" in choice.reason and "skyvoice engines build" in choice.reason
+    assert "tensorrt differs" in choice.reason and "skyvoice engines build" in choice.reason
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "10.3.0.26" in warnings[0].getMessage()
 
