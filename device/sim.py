@@ -262,6 +262,12 @@ class ModbusAmplifierSim:
                             registers[word] &= ~(1 << shift) & 0xFFFF
         return None
 
+    def _only_our_device(self, sending: bool, pdu):
+        """Stay silent to frames for other device ids, as a real device on a shared bus does."""
+        if not sending and pdu.dev_id != self.profile.modbus.device_id:
+            return None
+        return pdu
+
     def start(self) -> "ModbusAmplifierSim":
         started = threading.Event()
         failure: list[BaseException] = []
@@ -283,6 +289,7 @@ class ModbusAmplifierSim:
                     bytesize=self.profile.serial.bytesize,
                     parity=self.profile.serial.parity,
                     stopbits=self.profile.serial.stopbits,
+                    trace_pdu=self._only_our_device,
                 )
                 await self._server.serve_forever(background=True)
 
