@@ -105,13 +105,16 @@ def _percent(match: re.Match) -> str:
     return ("负" if sign else "") + "百分之" + nz.number(value)
 
 
-def _phone(match: re.Match) -> str:
+def _phone(match: re.Match, alt_one: bool = True) -> str:
     parts = re.split(r"[-\s]+", match.group(1).lstrip("+"))
-    return ",".join(nz.digits(part, alt_one=True) for part in parts if part)
+    return ",".join(nz.digits(part, alt_one=alt_one) for part in parts if part)
 
 
-def normalize_numbers(text: str) -> str:
-    """Verbalise every number-like token in a Mandarin sentence (Latin letters are left alone)."""
+def normalize_numbers(text: str, alt_one: bool = True) -> str:
+    """Verbalise every number-like token in a Mandarin sentence (Latin letters are left alone).
+
+    alt_one reads 1 in phone numbers as 幺 (Mandarin); Cantonese passes False.
+    """
     text = text.translate(_FULLWIDTH)
     text = _THOUSANDS_RE.sub("", text)
     text = _DATE_RE.sub(_date, text)
@@ -121,8 +124,8 @@ def normalize_numbers(text: str) -> str:
         lambda m: _clock(m.group(1), m.group(2), m.group(3)) + "到" + _clock(m.group(4), m.group(5), m.group(6)), text
     )
     text = _TIME_RE.sub(lambda m: _clock(m.group(1), m.group(2), m.group(3)), text)
-    text = _MOBILE_RE.sub(_phone, text)
-    text = _LANDLINE_RE.sub(_phone, text)
+    text = _MOBILE_RE.sub(lambda m: _phone(m, alt_one), text)
+    text = _LANDLINE_RE.sub(lambda m: _phone(m, alt_one), text)
     # A range reads its left number now; the right one keeps its unit for the passes below (20~25度).
     text = _RANGE_RE.sub(lambda m: nz.number(m.group(1)) + "到" + m.group(2), text)
     text = _TEMPERATURE_RE.sub(_temperature, text)
@@ -153,6 +156,6 @@ def map_punctuation(text: str, keep_latin: bool = False) -> str:
     return _REPEATED_MARKS_RE.sub(r"\1", text)
 
 
-def normalize(text: str, keep_latin: bool = False) -> str:
+def normalize(text: str, keep_latin: bool = False, alt_one: bool = True) -> str:
     """Full Mandarin normalisation: numbers and units verbalised, punctuation mapped, other chars dropped."""
-    return map_punctuation(normalize_numbers(replace_abbreviations(text)), keep_latin=keep_latin)
+    return map_punctuation(normalize_numbers(replace_abbreviations(text), alt_one=alt_one), keep_latin=keep_latin)

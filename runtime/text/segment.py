@@ -34,10 +34,12 @@ def _script(char: str) -> str | None:
 
 def _unit_after_digit(text: str, start: int) -> bool:
     match = _LATIN_RE.match(text, start)
-    if match is None or match.group(0) not in UNIT_WORDS:
+    if match is None:
         return False
     before = text[:start].rstrip(" ")
-    return bool(before) and before[-1].isdigit()
+    if match.group(0) in {"C", "F"} and before.endswith("°"):
+        return True  # °C, °F
+    return match.group(0) in UNIT_WORDS and bool(before) and before[-1].isdigit()
 
 
 def segment(text: str, lang: str) -> list[tuple[str, str]]:
