@@ -43,6 +43,7 @@ class ShapeLimits:
     semantic_tokens: tuple[int, int, int] = (1, 250, 1500)
     noise_frames: tuple[int, int, int] = (2, 500, 6002)  # >= T' = 2N/speed + 1 for speed >= 0.5
     spectrogram_frames: tuple[int, int, int] = (16, 300, 1000)  # 50 frames/s: 0.3 s .. 20 s of reference audio
+    ssl_frames: tuple[int, int, int] = (16, 300, 1000)  # 50 frames/s of SSL features
 
 
 def _dynamic_ranges(graph: str, limits: ShapeLimits) -> Mapping[tuple[str, int], tuple[int, int, int]]:
@@ -54,6 +55,7 @@ def _dynamic_ranges(graph: str, limits: ShapeLimits) -> Mapping[tuple[str, int],
         "gpt_decode_step": {("k_cache_", 1): (cap, cap, cap), ("v_cache_", 1): (cap, cap, cap)},
         "sovits_decoder": {("semantic_tokens", 1): limits.semantic_tokens, ("phones", 1): limits.phones, ("noise", 2): limits.noise_frames},
         "ref_encoder": {("spectrogram", 2): limits.spectrogram_frames},
+        "prompt_encoder": {("ssl_features", 2): limits.ssl_frames},
     }.get(graph, {})
 
 

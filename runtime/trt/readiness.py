@@ -62,6 +62,9 @@ EXPECTED_INPUTS: Final[Mapping[str, Mapping[str, tuple[DimSpec, ...]]]] = {
     "ref_encoder": {
         "spectrogram": (1, 1025, DYN),
     },
+    "prompt_encoder": {
+        "ssl_features": (1, ANY, DYN),
+    },
 }
 
 

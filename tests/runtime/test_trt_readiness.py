@@ -135,3 +135,21 @@ def test_check_bundle_reads_the_manifest_and_formats_a_report(tmp_path):
 def test_empty_directory_is_not_ready(tmp_path):
     report = check_bundle(tmp_path)
     assert not report.ok and "no graphs" in report.format()
+
+
+def test_engines_commands_without_tensorrt(tmp_path, capsys):
+    from runtime.cli import main
+
+    (tmp_path / "graphs").mkdir()
+    onnx.save(decode_step_model(), str(tmp_path / "graphs" / "gpt_decode_step.onnx"))
+    (tmp_path / "manifest.json").write_text(json.dumps({"graphs": {"gpt_decode_step": {"file": "graphs/gpt_decode_step.onnx", "precision": "fp32"}}}))
+    assert main(["engines", "check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "gpt_decode_step" in out and "ready for 'skyvoice engines build'" in out and "engines: not checked" in out
+    assert main(["engines", "build", str(tmp_path), "--graphs", "sovits_decoder"]) == 2
+    assert "not in" in capsys.readouterr().err
+    from runtime.bundle.box_facts import read_tensorrt
+
+    if read_tensorrt() is None:  # on a box with TensorRT this would really build
+        assert main(["engines", "build", str(tmp_path), "--graphs", "gpt_decode_step"]) == 2
+        assert "cannot build engines here" in capsys.readouterr().err
