@@ -6,7 +6,6 @@ their address is given.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -55,6 +54,7 @@ class DoctorConfig:
     amp_port: str = ""
     broker_host: str = ""
     broker_port: int = 1883
+    bundle: Optional[Path] = None  # a bundle to run the static TensorRT readiness check on
     meminfo: Path = Path("/proc/meminfo")
 
 
@@ -167,6 +167,9 @@ def check_voices(config: DoctorConfig) -> CheckResult:
 
 
 def check_engines(config: DoctorConfig, facts: BoxFacts) -> CheckResult:
+    """Every engine's key (`engines/<graph>.engine.key.json`) against this box and the bundle's ONNX hashes."""
+    from runtime.trt.engine_key import EngineKeyError, check_engine, platform_from_facts, read_key
+
     current = ReleaseStore(config.root).current_dir()
     keys = sorted((current / ENGINES_DIR).glob("*" + ENGINE_KEY_SUFFIX)) if current else []
     if not keys:
@@ -175,29 +178,38 @@ def check_engines(config: DoctorConfig, facts: BoxFacts) -> CheckResult:
                         "build them: skyvoice engines build ROOT/current")
         return _ok("engines", "none (no TensorRT on this box; ONNX Runtime serves)")
     try:
-        files = read_manifest(current).files
-    except SkyvoiceError as exc:
-        return _fix("engines", f"cannot read the manifest: {exc}", "flash the bundle again")
-    stale = [f"{path.name[: -len(ENGINE_KEY_SUFFIX)]} ({why})" for path in keys if (why := engine_key_mismatch(path, facts, files))]
+        platform = platform_from_facts(facts)
+    except EngineKeyError as exc:
+        return _ok("engines", f"{len(keys)} engine(s) present but unusable here ({exc}); ONNX Runtime serves")
+    files = read_manifest(current).files
+    stale = []
+    for path in keys:
+        engine = path.with_name(path.name[: -len(".key.json")])
+        try:
+            onnx_file = read_key(engine).onnx_file
+        except EngineKeyError as exc:
+            stale.append(f"{engine.name}: {exc}")
+            continue
+        entry = files.get(onnx_file)
+        match = check_engine(engine, platform, entry.sha256 if entry else "")
+        if not match.ok:
+            stale.append(f"{engine.name}: {match}")
     if stale:
-        return _fix("engines", "stale or foreign engine keys: " + "; ".join(stale), "rebuild them: skyvoice engines build ROOT/current")
-    return _ok("engines", f"{len(keys)} engine key(s) match this box")
+        return _fix("engines", "stale engines: " + "; ".join(stale), "rebuild them: skyvoice engines build ROOT/current")
+    return _ok("engines", f"{len(keys)} engine(s) match this box and the bundle")
 
 
-def engine_key_mismatch(path: Path, facts: BoxFacts, files) -> str:
-    """Why an engine key does not fit this box and bundle, or "" when it does."""
-    try:
-        key = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return "unreadable key"
-    for field, have in (("tensorrt", facts.tensorrt), ("l4t", facts.l4t), ("compute_capability", facts.compute_capability),
-                        ("cuda", facts.cuda)):
-        if field in key and str(key[field]) != str(have):
-            return f"{field} {key[field]} != box {have or 'none'}"
-    onnx_file, onnx_sha = key.get("onnx_file"), key.get("onnx_sha256")
-    if onnx_file and onnx_sha and onnx_file in files and files[onnx_file].sha256 != onnx_sha:
-        return f"built from another {onnx_file}"
-    return ""
+def check_readiness(config: DoctorConfig) -> Optional[CheckResult]:
+    """The static TensorRT readiness of `--bundle` (operators, no Loop/If in the decode path, shapes)."""
+    if config.bundle is None:
+        return None
+    from runtime.trt.readiness import check_bundle as readiness_of
+
+    report = readiness_of(config.bundle)
+    detail = report.format()
+    if report.ok:
+        return _ok("tensorrt-readiness", detail)
+    return _fix("tensorrt-readiness", detail, "re-export the graphs named above (see docs/bundle-format.md)")
 
 
 def check_amplifier(config: DoctorConfig) -> Optional[CheckResult]:
@@ -287,6 +299,7 @@ def run_checks(config: DoctorConfig, facts: Optional[BoxFacts] = None) -> list[C
         ("amplifier", lambda: check_amplifier(config)),
         ("broker", lambda: check_broker(config)),
         ("clock", check_clock),
+        ("tensorrt-readiness", lambda: check_readiness(config)),
     ]
     results = []
     for name, check in checks:

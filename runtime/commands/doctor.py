@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--amp-profile", type=Path, default=None, help="amplifier profile TOML to test (optional)")
     parser.add_argument("--amp-port", default="", help="serial port of the amplifier, e.g. /dev/ttyUSB0")
     parser.add_argument("--broker", default="", metavar="HOST[:PORT]", help="MQTT broker to test (optional)")
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="also run the static TensorRT readiness check on this bundle's graphs")
     parser.set_defaults(func=run)
 
 
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         amp_port=args.amp_port,
         broker_host=host,
         broker_port=int(port) if port else 1883,
+        bundle=args.bundle,
     )
     results = run_checks(config)
     for result in results:

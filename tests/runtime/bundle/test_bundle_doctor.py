@@ -45,10 +45,8 @@ def test_cpu_box_without_bundle(tmp_path):
 def test_jetson_with_bundle_engines_amplifier_and_broker(make_bundle, keys, tmp_path):
     root = tmp_path / "box"
     flash(make_bundle("1.0.0"), root, keys.trust, lambda release: "ok", facts=ORIN)
-    engines = root / "current" / "engines"
-    engines.mkdir()
-    (engines / "gpt_prefill.engine.key.json").write_text(json.dumps({"tensorrt": "10.3.0.30", "l4t": "36.4.3", "compute_capability": "8.7"}))
-    (engines / "sovits_decoder.engine.key.json").write_text(json.dumps({"tensorrt": "8.5.2.2", "compute_capability": "8.7"}))
+    write_engine(root, "gpt_prefill", ORIN)
+    write_engine(root, "sovits_decoder", BoxFacts(l4t="35.4.1", tensorrt="8.5.2.2", cuda="11.4", gpu_name="Jetson Orin", compute_capability="8.7"))
     profile = tmp_path / "null.toml"
     profile.write_text('name = "bench"\nprotocol = "null"\n')
     with mosquitto(tmp_path) as port:
@@ -58,9 +56,27 @@ def test_jetson_with_bundle_engines_amplifier_and_broker(make_bundle, keys, tmp_
     assert results["gpu"] == "OK   gpu: Jetson Orin, compute capability 8.7"
     assert results["bundle"].startswith("OK   bundle: 1.0.0 (model v2), signature and files verified")
     assert results["voices"] == "OK   voices: captain"
-    assert "sovits_decoder (tensorrt 8.5.2.2 != box 10.3.0.30)" in results["engines"] and results["engines"].startswith("FIX")
+    assert results["engines"].startswith("FIX  engines: stale engines: sovits_decoder.engine: tensorrt differs (engine built with 8.5.2.2")
+    assert "gpt_prefill" not in results["engines"]
     assert results["amplifier"].startswith("OK   amplifier: answers on null")
     assert results["broker"] == f"OK   broker: 127.0.0.1:{port} accepts MQTT connections"
+
+
+def write_engine(root, graph, built_on):
+    from runtime.bundle.manifest import read_manifest
+    from runtime.trt.engine_key import EngineKey, platform_from_facts, write_key
+
+    engine = root / "current" / "engines" / f"{graph}.engine"
+    engine.parent.mkdir(exist_ok=True)
+    engine.write_bytes(b"plan")
+    onnx_file = f"graphs/{graph}.onnx"
+    sha = read_manifest(root / "current").files[onnx_file].sha256
+    write_key(engine, EngineKey(platform_from_facts(built_on), graph, onnx_file, sha, "fp16", {}))
+
+
+def test_readiness_of_a_bundle_is_reported(make_bundle, tmp_path):
+    results = lines_by_name(run_checks(DoctorConfig(root=tmp_path / "box", bundle=make_bundle()), facts=BoxFacts()))
+    assert "readiness of" in results["tensorrt-readiness"]
 
 
 def test_pending_release_and_tampered_bundle_are_reported(make_bundle, keys, tmp_path):
