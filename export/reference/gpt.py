@@ -230,7 +230,9 @@ class Text2SemanticModel(nn.Module):
 def make_random_state_dict(config: Mapping[str, Any], seed: int) -> dict[str, Tensor]:
     """Float32 random weights (keys without `model.`) whose greedy decode runs for many steps before EOS.
 
-    Post-norm keeps activations at unit scale; the head is scaled for logits of std ≈ 3. The last layer's norm2 bias is
+    Post-norm keeps activations at unit scale; attention and FFN outputs are damped (0.3×) so each position keeps its
+    own token's identity through all layers instead of collapsing to a context average (which makes greedy decoding
+    repeat one token). The head is scaled for logits of std ≈ 3. The last layer's norm2 bias is
     a fixed ±0.5 vector `b` and the EOS row is −(8/|b|²)·b, so the EOS logit sits near −8 while others spread ±10.
     """
     gen = torch.Generator().manual_seed(int(seed))
@@ -255,11 +257,11 @@ def make_random_state_dict(config: Mapping[str, Any], seed: int) -> dict[str, Te
         p = f"h.layers.{i}."
         state[p + "self_attn.in_proj_weight"] = normal(3 * dim, dim, std=1.0 / math.sqrt(dim))
         state[p + "self_attn.in_proj_bias"] = normal(3 * dim, std=0.02)
-        state[p + "self_attn.out_proj.weight"] = normal(dim, dim, std=1.0 / math.sqrt(dim))
+        state[p + "self_attn.out_proj.weight"] = normal(dim, dim, std=0.3 / math.sqrt(dim))
         state[p + "self_attn.out_proj.bias"] = normal(dim, std=0.02)
         state[p + "linear1.weight"] = normal(ffn, dim, std=1.0 / math.sqrt(dim))
         state[p + "linear1.bias"] = normal(ffn, std=0.02)
-        state[p + "linear2.weight"] = normal(dim, ffn, std=1.0 / math.sqrt(ffn))
+        state[p + "linear2.weight"] = normal(dim, ffn, std=0.3 / math.sqrt(ffn))
         state[p + "linear2.bias"] = normal(dim, std=0.02)
         for norm in ("norm1", "norm2"):
             state[p + norm + ".weight"] = 1.0 + normal(dim, std=0.05)
