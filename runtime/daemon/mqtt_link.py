@@ -111,7 +111,7 @@ class MqttLink:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         # paho may report one disconnect twice (issue #870): keep this idempotent.
-        if self.connected.is_set():
+        if self.connected.is_set() and reason_code != 0:
             _LOGGER.warning("mqtt disconnected reason=%s; reconnecting", reason_code)
         self.connected.clear()
 
@@ -122,3 +122,36 @@ class MqttLink:
             _LOGGER.exception("command handling failed topic=%s mid=%s; left unacknowledged", message.topic, message.mid)
             return
         client.ack(message.mid, message.qos)
+
+
+class OperatorClient:
+    """An independent MQTT 5 client (the operator's side), used by `skyvoice demo`: publish commands, read events."""
+
+    def __init__(self, host: str, port: int, *, client_id: str = "skyvoice-operator"):
+        import queue
+
+        self.messages: "queue.Queue[tuple[str, bytes]]" = queue.Queue()
+        self._subscribed = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload)))
+        client.on_subscribe = lambda *args: self._subscribed.set()
+        self._client = client
+        self._host, self._port = host, port
+
+    def connect(self, subscribe: str, timeout_s: float = 10.0) -> None:
+        connected = threading.Event()
+        self._client.on_connect = lambda *args: connected.set()
+        self._client.connect(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+        if not connected.wait(timeout_s):
+            raise ConfigError(f"operator client could not connect to {self._host}:{self._port} within {timeout_s:.0f} s")
+        self._client.subscribe(subscribe, qos=1)
+        if not self._subscribed.wait(timeout_s):
+            raise ConfigError(f"operator client could not subscribe to {subscribe}")
+
+    def publish(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
+        self._client.publish(topic, payload, qos=1).wait_for_publish(timeout=timeout_s)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
