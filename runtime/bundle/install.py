@@ -51,6 +51,8 @@ class FlashResult:
     previous: Optional[str]
     removed: tuple[str, ...]
     health: str
+    carried_voices: tuple[str, ...] = ()
+    dropped_voices: tuple[str, ...] = ()
 
 
 def step_hook_from_env() -> StepHook:
@@ -141,16 +143,20 @@ def _safe_extract(archive: Path, into: Path) -> Path:
     return manifests[0].parent
 
 
+def _copy_file_synced(source: Path, target: Path) -> None:
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
 def _copy_tree(source: Path, target: Path, step: StepHook) -> None:
     """Copy every file with fsync (files, then directories); announce `staging` after the first file."""
     first = True
     for relative in walk_bundle(source):
         out = target / relative
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(source / relative, "rb") as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
+        _copy_file_synced(source / relative, out)
         if first:
             step("staging")
             first = False
@@ -196,6 +202,7 @@ def flash(
 
         staged = store.new_staging(version)
         _copy_tree(source, staged, step)
+        carried, dropped = carry_over_voices(store.current_dir(), staged, manifest)
         _recheck_copy(staged, trust)
         step("staged")
         store.mark_pending(version, previous)
@@ -220,7 +227,52 @@ def flash(
         step("confirmed")
         removed = store.prune(keep)
     _LOGGER.info("flash done version=%s previous=%s removed=%s", version, previous, removed)
-    return FlashResult(version=version, previous=previous, removed=tuple(removed), health=str(health or "ok"))
+    return FlashResult(
+        version=version, previous=previous, removed=tuple(removed), health=str(health or "ok"),
+        carried_voices=carried, dropped_voices=dropped,
+    )
+
+
+def voice_model_identity(manifest: Manifest) -> object:
+    """What a voice pack depends on: the SoVITS checkpoint the build recorded, else the SoVITS decoder graph's hash."""
+    source = manifest.raw.get("source")
+    if isinstance(source, dict) and source.get("sovits"):
+        return source["sovits"]
+    graph = manifest.graphs.get("sovits_decoder", {})
+    entry = manifest.files.get(graph.get("file", "graphs/sovits_decoder.onnx")) if isinstance(graph, dict) else None
+    return entry.sha256 if entry else None
+
+
+def carry_over_voices(current: Optional[Path], staged: Path, manifest: Manifest) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Copy voice packs installed on the box (e.g. over MQTT) into the new release when it has the same SoVITS model
+    and no pack of that name; return (carried, dropped). Packs keep their signatures and are verified with the copy."""
+    from runtime.bundle.manifest import VOICES_DIR, read_manifest
+
+    if current is None or not (current / VOICES_DIR).is_dir():
+        return (), ()
+    try:
+        old_model, new_model = voice_model_identity(read_manifest(current)), voice_model_identity(manifest)
+        same_model = new_model is not None and old_model == new_model
+    except BundleRejected:
+        same_model = False
+    carried, dropped = [], []
+    for pack in sorted((current / VOICES_DIR).glob("*.npz")):
+        target = staged / VOICES_DIR / pack.name
+        if target.exists():
+            continue
+        name = pack.name[: -len(".npz")]
+        signature = pack.with_name(pack.name + ".sig")
+        if not same_model or not signature.is_file():
+            dropped.append(name)
+            continue
+        target.parent.mkdir(exist_ok=True)
+        for path in (pack, signature):
+            _copy_file_synced(path, target.parent / path.name)
+        fsync_dir(target.parent)
+        carried.append(name)
+    if carried or dropped:
+        _LOGGER.info("voices carried=%s dropped=%s (dropped packs were made for another SoVITS model)", carried, dropped)
+    return tuple(carried), tuple(dropped)
 
 
 def _recheck_copy(staged: Path, trust: TrustStore) -> Manifest:

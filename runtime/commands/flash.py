@@ -87,6 +87,10 @@ def run_local(args: argparse.Namespace, store) -> int:
     print(f"OK release {result.version} is current and healthy ({result.health})")
     if result.previous:
         print(f"previous release {result.previous} kept for rollback")
+    if result.carried_voices:
+        print(f"voices kept from the previous release: {', '.join(result.carried_voices)}")
+    if result.dropped_voices:
+        print(f"voices NOT kept (made for another SoVITS model; install them again): {', '.join(result.dropped_voices)}")
     if result.removed:
         print(f"removed old releases: {', '.join(result.removed)}")
     return 0

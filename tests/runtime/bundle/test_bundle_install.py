@@ -148,3 +148,24 @@ def test_second_installer_is_refused_while_one_holds_the_lock(make_bundle, keys,
         with pytest.raises(BundleRejected, match="another 'skyvoice flash' is running"):
             install(make_bundle("1.0.0"), root, keys)
         assert "in progress" in store.recover().note
+
+
+def test_voices_installed_on_the_box_survive_a_flash_of_the_same_model(make_bundle, keys, tmp_path, pack_bytes, identity_graph):
+    from runtime.bundle.signing import sign_file
+    from runtime.bundle.voices import install_voice, list_voices
+
+    root = tmp_path / "box"
+    install(make_bundle("1.0.0"), root, keys)
+    pack = tmp_path / "mate.npz"
+    pack.write_bytes(pack_bytes("mate"))
+    sign_file(pack, keys.private)
+    install_voice(pack, root / "current", keys.trust)  # what cmd/voice does between flashes
+
+    result = install(make_bundle("1.1.0"), root, keys)
+    assert result.carried_voices == ("mate",)
+    assert list_voices(root / "current") == ["captain", "mate"]
+
+    other_model = make_bundle("1.2.0", graph_bytes=lambda name: identity_graph(name) + (b"\n" if name == "sovits_decoder" else b""))
+    result = install(other_model, root, keys)
+    assert (result.carried_voices, result.dropped_voices) == ((), ("mate",))
+    assert list_voices(root / "current") == ["captain"]
