@@ -1,0 +1,148 @@
+"""The MQTT contract against a real mosquitto, with mosquitto_pub/mosquitto_sub as the operator's clients."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime" / "daemon"))
+
+from daemon_docs import alert_doc, signed, speak_doc  # noqa: E402
+
+LONG_TEXT = "This is a long announcement about the weather, the sea state and the ferry timetable for today. " * 2
+
+
+def test_speak_is_queued_played_and_done(box):
+    doc = speak_doc("Dinner is served in the mess.", reply_to=f"operators/replies/{box.box_id}")
+    box.publish("speak", doc)
+    for state in ("queued", "playing", "done"):
+        box.stream.wait_ack(doc["id"], state)
+    assert box.stream.acks(doc["id"]) == ["queued", "playing", "done"]
+
+
+def test_status_request_then_kill_publishes_offline(box):
+    doc = {"id": "status-1", "issued_at": speak_doc()["issued_at"]}
+    mark = box.stream.mark()
+    box.publish("status", doc)
+    box.stream.wait_ack("status-1", "done")
+    assert box.stream.wait_status("online", start=mark)["voice"] == "fallback"
+    box.kill9()
+    box.stream.wait_status("offline", start=mark)
+
+
+def test_malformed_payloads_are_rejected_while_serving(box):
+    rng = random.Random(6)
+    payloads = []
+    for index in range(200):
+        base = speak_doc(id=f"bad-{index}")
+        mutation = index % 5
+        if mutation == 0:
+            payload = bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 60))).replace(b"\n", b" ")
+        elif mutation == 1:
+            base[rng.choice(["priority", "volume", "repeat", "zones", "text", "issued_at"])] = rng.choice([-1, "x", [None], 1e9, {}])
+            payload = json.dumps(base).encode()
+        elif mutation == 2:
+            base["unexpected"] = index
+            payload = json.dumps(base).encode()
+        elif mutation == 3:
+            payload = json.dumps(base).encode()[: rng.randrange(1, 40)]
+        else:
+            payload = json.dumps([base]).encode()
+        payloads.append(payload.strip() or b"x")
+    box.publish_lines("speak", payloads)
+    good = speak_doc("Still serving.")
+    box.publish("speak", good)
+    box.stream.wait_ack(good["id"], "done", timeout=30)
+    rejected = [e for t, e in box.stream.events if t == box.topics.ack and e["state"] == "rejected"]
+    assert len(rejected) == 200 and all(e.get("reason") for e in rejected)
+    assert {e["id"] for e in rejected if e["id"]} <= {f"bad-{i}" for i in range(200)}
+
+
+def test_forged_and_replayed_alerts_are_rejected(box):
+    forged = signed(alert_doc("Abandon ship."), "alert", box.stranger)
+    tampered = signed(alert_doc("Muster at station A."), "alert", box.key)
+    tampered["text"] = "Abandon ship."
+    unsigned = alert_doc("Abandon ship.")
+    stale = signed(alert_doc("Muster at station A.", now=time.time() - 3600, ttl=7200), "alert", box.key)
+    for document in (forged, tampered, unsigned, stale):
+        box.publish("alert", document)
+        event = box.stream.wait_ack(document["id"], "rejected")
+        assert "signature" in event["reason"] or "replay" in event["reason"]
+    assert "replay" in box.stream.wait_ack(stale["id"], "rejected")["reason"]
+
+    genuine = signed(alert_doc("Muster at station A.", repeat=1), "alert", box.key)
+    box.publish("alert", genuine)
+    box.stream.wait_ack(genuine["id"], "done", timeout=30)
+    box.publish("alert", genuine)  # replayed verbatim
+    box.stream.wait_ack(genuine["id"], "duplicate")
+    assert box.stream.acks(genuine["id"]).count("done") == 1
+
+
+def test_expired_commands_are_reported_not_played(box):
+    stale = speak_doc("Too late.", now=time.time() - 120, ttl=60)
+    box.publish("speak", stale)
+    box.stream.wait_ack(stale["id"], "expired")
+
+    long = speak_doc(LONG_TEXT)
+    box.publish("speak", long)
+    box.stream.wait_ack(long["id"], "playing")
+    short_lived = speak_doc("Expires in the queue.", ttl=1.0)
+    box.publish("speak", short_lived)
+    box.stream.wait_ack(short_lived["id"], "queued")
+    box.stream.wait_ack(short_lived["id"], "expired", timeout=40)
+    assert "playing" not in box.stream.acks(short_lived["id"])
+
+
+def test_alert_preempts_speak_which_is_requeued(box):
+    speak = speak_doc(LONG_TEXT)
+    box.publish("speak", speak)
+    box.stream.wait_ack(speak["id"], "playing")
+    alert = signed(alert_doc("Man overboard, starboard side.", priority=230), "alert", box.key)
+    box.publish("alert", alert)
+    queued = box.stream.wait_ack(alert["id"], "queued")
+    preempted = box.stream.wait_ack(speak["id"], "preempted")
+    assert "re-queued" in preempted["reason"]
+    assert _seconds(preempted["at"]) - _seconds(queued["at"]) < 0.2
+    box.stream.wait_ack(alert["id"], "done", timeout=30)
+    cancel = signed({"id": "cancel-requeued", "issued_at": speak["issued_at"], "cancels": speak["id"]}, "cancel", box.key)
+    box.stream.wait_ack(speak["id"], "playing", timeout=30)
+    box.publish("cancel", cancel)
+    box.stream.wait_ack(cancel["id"], "done")
+    box.stream.wait_ack(speak["id"], "cancelled")
+    assert box.stream.acks(speak["id"]) == ["queued", "playing", "preempted", "playing", "cancelled"]
+
+
+def test_cancel_of_a_queued_command_and_of_an_unknown_id(box):
+    first, second = speak_doc(LONG_TEXT), speak_doc("Never played.")
+    box.publish("speak", first)
+    box.publish("speak", second)
+    box.stream.wait_ack(second["id"], "queued")
+    now = speak_doc()["issued_at"]
+    box.publish("cancel", signed({"id": "c-1", "issued_at": now, "cancels": second["id"]}, "cancel", box.key))
+    box.stream.wait_ack(second["id"], "cancelled")
+    box.stream.wait_ack("c-1", "done")
+    box.publish("cancel", signed({"id": "c-2", "issued_at": now, "cancels": "no-such-id"}, "cancel", box.key))
+    assert "no queued" in box.stream.wait_ack("c-2", "failed")["reason"]
+    box.publish("cancel", {"id": "c-3", "issued_at": now, "cancels": first["id"]})
+    box.stream.wait_ack("c-3", "rejected")
+    box.publish("cancel", signed({"id": "c-4", "issued_at": now, "cancels": first["id"]}, "cancel", box.key))
+    box.stream.wait_ack(first["id"], "cancelled")
+
+
+def test_local_trigger_topic_fires_a_standard_alert(box):
+    import subprocess
+
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(box.broker.port), "-q", "1",
+                    "-t", box.topics.local_trigger, "-m", "evacuate"], check=True, timeout=15)
+    queued = box.stream.wait_for(lambda t, e: t == box.topics.ack and e.get("state") == "queued"
+                                 and str(e.get("id")).startswith("local-evacuate-"))
+    box.stream.wait_ack(queued["id"], "done", timeout=30)
+
+
+def _seconds(stamp: str) -> float:
+    from runtime.daemon.envelope import parse_time
+
+    return parse_time(stamp, "at")
