@@ -30,7 +30,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # numpy fields: compare with `same_as`
 class VoicePack:
     """One cloned voice: what the GPT needs as its prompt and the SoVITS speaker vector `ge`."""
 
@@ -53,6 +53,18 @@ class VoicePack:
         if not self.created_at:
             object.__setattr__(self, "created_at", utc_now())
         _check_fields(f"voice pack '{self.name}'", self.prompt_tokens, self.prompt_phones, self.ge, self.prompt_bert)
+
+    def same_as(self, other: "VoicePack") -> bool:
+        """Field-by-field equality (arrays by value and dtype)."""
+        arrays = ("prompt_tokens", "prompt_phones", "ge")
+        same_bert = (self.prompt_bert is None and other.prompt_bert is None) or (
+            self.prompt_bert is not None and other.prompt_bert is not None and np.array_equal(self.prompt_bert, other.prompt_bert)
+        )
+        return (
+            self.meta() == other.meta()
+            and same_bert
+            and all(getattr(self, a).dtype == getattr(other, a).dtype and np.array_equal(getattr(self, a), getattr(other, a)) for a in arrays)
+        )
 
     def meta(self) -> dict[str, str]:
         return {field: getattr(self, field) for field in META_FIELDS}
