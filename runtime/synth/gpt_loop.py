@@ -1,9 +1,10 @@
 """The torch-free GPT decode loop: prefill graph, then one decode-step graph per token, sampling on the host.
 
-The decoder owns one preallocated contiguous K and V buffer per layer ([1, capacity, D] float32). Prefill rows are
-copied in once; each step writes the new token's K/V at row `kv_len`. On ONNX Runtime the step gets the valid prefix
-views (`cache_len = kv_len`, no copies); with `static_cache=True` (TensorRT at a fixed shape) it gets the whole buffer
-and the graph masks rows >= kv_len.
+By default the decoder owns one preallocated contiguous K and V buffer per layer ([1, capacity, D] float32,
+`HostKvCache`). Prefill rows are copied in once; each step writes the new token's K/V at row `kv_len`. On ONNX Runtime
+the step gets the valid prefix views (`cache_len = kv_len`, no copies); with `static_cache=True` (a fixed-shape
+engine fed from the host) it gets the whole buffer and the graph masks rows >= kv_len. A `KvStep` that keeps the cache
+on the device (TensorRT's `TrtDecodeStep`) can be passed instead of the step runner.
 
 Official semantics (GPT-SoVITS `infer_panel_naive`): the EOS column is dropped for steps 0..10; a step stops when the
 argmax of the penalised logits or the sample is EOS (that token is dropped); the token generated at step idx enters at
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Final, Iterator, Optional
+from typing import Final, Iterator, Optional, Protocol, Union
 
 import numpy as np
 
@@ -33,13 +34,71 @@ DEFAULT_CHUNK_TOKENS: Final = 16
 BERT_DIM: Final = 1024
 
 
+class KvStep(Protocol):
+    """The decode step together with the KV cache it reads: host buffers (`HostKvCache`) or device-resident ones
+    (`runtime.synth.trt_runner.TrtDecodeStep`)."""
+
+    def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
+        """Put prefill K/V [L,1,R,D] into rows 0..R-1; return R, the next kv_len."""
+        ...
+
+    def step(self, token: int, audio_position: int, kv_len: int) -> np.ndarray:
+        """Run one token against rows < kv_len, append its K/V at row kv_len; return logits ([V] or [1,V])."""
+        ...
+
+
+class HostKvCache:
+    """`KvStep` over a decode-step `GraphRunner`: one preallocated contiguous [1,capacity,D] float32 K and V buffer per
+    layer. The step gets the valid prefix views (ORT: `cache_len = kv_len`, no copies) or, with `static_cache`, the
+    whole buffers (a static-shape engine; the graph masks rows >= kv_len)."""
+
+    def __init__(self, runner: GraphRunner, *, n_layer: int, d_model: int, capacity: int, static_cache: bool = False) -> None:
+        self.runner = runner
+        self.n_layer = n_layer
+        self.capacity = capacity
+        self.static_cache = static_cache
+        self.k = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
+        self.v = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
+
+    def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
+        rows = k_prefill.shape[2]
+        if rows > self.capacity:
+            raise SynthesisError(f"the prompt needs {rows} GPT cache rows but the capacity is {self.capacity}; shorten the text")
+        for i in range(self.n_layer):
+            self.k[i][:, :rows] = k_prefill[i]
+            self.v[i][:, :rows] = v_prefill[i]
+        return rows
+
+    def step(self, token: int, audio_position: int, kv_len: int) -> np.ndarray:
+        if kv_len >= self.capacity:
+            raise SynthesisError(f"the GPT cache is full at {kv_len} rows; raise the bundle's kv_capacity")
+        rows = self.capacity if self.static_cache else kv_len
+        feeds: dict[str, np.ndarray] = {
+            "token": np.array([[token]], dtype=np.int64),
+            "audio_position": np.array([audio_position], dtype=np.int64),
+            "kv_len": np.array([kv_len], dtype=np.int64),
+        }
+        for i in range(self.n_layer):
+            feeds[f"k_cache_{i}"] = self.k[i][:, :rows]
+            feeds[f"v_cache_{i}"] = self.v[i][:, :rows]
+        out = self.runner.run(feeds)
+        for i in range(self.n_layer):
+            self.k[i][:, kv_len] = out["k_new"][i, :, 0]
+            self.v[i][:, kv_len] = out["v_new"][i, :, 0]
+        return out["logits"]
+
+
 class GptDecoder:
-    """Generates semantic tokens for one utterance at a time (the KV buffers are shared, so calls must not overlap)."""
+    """Generates semantic tokens for one utterance at a time (the KV cache is shared, so calls must not overlap).
+
+    `step` is a decode-step `GraphRunner` (wrapped in a `HostKvCache` of `capacity` rows) or a ready `KvStep`
+    with its own cache, such as TensorRT's device-resident `TrtDecodeStep`.
+    """
 
     def __init__(
         self,
         prefill: GraphRunner,
-        step: GraphRunner,
+        step: Union[GraphRunner, KvStep],
         *,
         n_layer: int,
         d_model: int,
@@ -53,15 +112,15 @@ class GptDecoder:
         if chunk_tokens < 1:
             raise SynthesisError(f"chunk_tokens {chunk_tokens} must be at least 1")
         self.prefill = prefill
-        self.step = step
         self.n_layer = n_layer
         self.d_model = d_model
         self.capacity = capacity
         self.chunk_tokens = chunk_tokens
-        self.static_cache = static_cache
         self.eos = eos
-        self._k = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
-        self._v = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
+        if hasattr(step, "load_prefill") and hasattr(step, "step"):
+            self.kv: KvStep = step
+        else:
+            self.kv = HostKvCache(step, n_layer=n_layer, d_model=d_model, capacity=capacity, static_cache=static_cache)
         self._busy = threading.Lock()
 
     def generate(
@@ -141,11 +200,7 @@ class GptDecoder:
         greedy = options.top_k == 1
         started = time.perf_counter()
         out = self.prefill.run({"phones": phones, "bert_features": bert, "prompt_tokens": prompt})
-        k_prefill, v_prefill = out["k_prefill"], out["v_prefill"]
-        kv_len = k_prefill.shape[2]
-        for i in range(self.n_layer):
-            self._k[i][:, :kv_len] = k_prefill[i]
-            self._v[i][:, :kv_len] = v_prefill[i]
+        kv_len = self.kv.load_prefill(out["k_prefill"], out["v_prefill"])
         prefill_s = time.perf_counter() - started
         logits = out["logits"][0]
 
@@ -172,7 +227,7 @@ class GptDecoder:
                 pending = []
             if idx == options.max_tokens - 1:
                 break
-            logits = self._step(picked.token, p_len + idx, kv_len)
+            logits = np.asarray(self.kv.step(picked.token, p_len + idx, kv_len)).reshape(-1)
             kv_len += 1
         if pending:
             yield pending
@@ -196,19 +251,3 @@ class GptDecoder:
             repetition_penalty=options.repetition_penalty,
             noise=exponential_noise(rng, row.shape[0]),
         )
-
-    def _step(self, token: int, audio_position: int, kv_len: int) -> np.ndarray:
-        rows = self.capacity if self.static_cache else kv_len
-        feeds: dict[str, np.ndarray] = {
-            "token": np.array([[token]], dtype=np.int64),
-            "audio_position": np.array([audio_position], dtype=np.int64),
-            "kv_len": np.array([kv_len], dtype=np.int64),
-        }
-        for i in range(self.n_layer):
-            feeds[f"k_cache_{i}"] = self._k[i][:, :rows]
-            feeds[f"v_cache_{i}"] = self._v[i][:, :rows]
-        out = self.step.run(feeds)
-        for i in range(self.n_layer):
-            self._k[i][:, kv_len] = out["k_new"][i, :, 0]
-            self._v[i][:, kv_len] = out["v_new"][i, :, 0]
-        return out["logits"][0]

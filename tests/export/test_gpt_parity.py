@@ -14,7 +14,7 @@ from export.graphs import gpt_decode_step, gpt_prefill
 from export.reference.gpt import TINY_GPT_CONFIG, build_model, make_random_state_dict
 from export.reference.gpt_infer import infer_tokens, logits_to_probs
 from runtime.errors import SynthesisError
-from runtime.synth.gpt_loop import GptDecoder
+from runtime.synth.gpt_loop import GptDecoder, HostKvCache
 from runtime.synth.runner import OrtRunner
 from runtime.synth.sampling import probabilities
 from runtime.synth.synthesizer import SynthesisOptions
@@ -115,6 +115,17 @@ def test_prefill_and_decode_steps_match_torch(graphs):
         v_ref = [torch.cat([v, n], dim=1) for v, n in zip(v_ref, v_new)]
         k_ort = [np.concatenate([k, out["k_new"][i]], axis=1) for i, k in enumerate(k_ort)]
         v_ort = [np.concatenate([v, out["v_new"][i]], axis=1) for i, v in enumerate(v_ort)]
+
+
+def test_a_ready_kv_step_is_used_as_is(graphs):
+    """A `KvStep` (as TensorRT's device-resident TrtDecodeStep) replaces the decoder's own host cache."""
+    phones, bert, prompt = utterance(3)
+    kv = HostKvCache(graphs["step"], n_layer=2, d_model=64, capacity=CAPACITY, static_cache=True)
+    dec = GptDecoder(graphs["prefill"], kv, n_layer=2, d_model=64, capacity=CAPACITY)
+    assert dec.kv is kv
+    assert dec.generate_all(phones, bert, prompt, GREEDY) == decoder(graphs).generate_all(phones, bert, prompt, GREEDY)
+    with pytest.raises(SynthesisError, match="cache is full at 160 rows"):
+        kv.step(1, 0, CAPACITY)
 
 
 def test_kv_cache_oracle_equals_full_recompute(graphs):
