@@ -34,6 +34,9 @@ QUANTIZED_OP_TYPES: Final = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # Kept in float32 by the fp16 conversion: normalisations and reductions overflow or lose range in fp16.
 FP16_KEEP_FP32_OPS: Final = ("LayerNormalization", "ReduceMean", "ReduceSum", "Softmax", "Pow", "Range", "CumSum")
 CALIBRATION_METHOD: Final = "MinMax"  # "MinMax", "Entropy" or "Percentile" (onnxruntime CalibrationMethod names)
+# Embedding tables / codebooks read by Gather: stored int8 with one symmetric scale per row behind a DequantizeLinear
+# (weight-only; the gathered rows are float). Smaller tables stay float.
+GATHER_TABLE_MIN_ELEMENTS: Final = 16384
 
 
 class _ListCalibrationReader:
@@ -110,7 +113,57 @@ def _quantize_int8_qdq(fp32_path: Path, out_path: Path, calibration_inputs: Sequ
                 "QuantizeBias": False,  # TensorRT keeps bias in float; an int32 bias DQ only gets in its way
             },
         )
-    _LOGGER.info("quantized mode=int8 file=%s excluded_float_matmuls=%d calib=%d", out_path.name, len(excluded), len(calibration_inputs))
+    quantized = onnx.load(str(out_path))
+    tables = quantize_gather_tables(quantized)
+    if tables:
+        onnx.save(quantized, str(out_path), save_as_external_data=quantized.ByteSize() > 1_800_000_000)
+    _LOGGER.info(
+        "quantized mode=int8 file=%s excluded_float_matmuls=%d gather_tables=%d calib=%d",
+        out_path.name, len(excluded), tables, len(calibration_inputs),
+    )
+
+
+def quantize_gather_tables(model, min_elements: int = GATHER_TABLE_MIN_ELEMENTS) -> int:
+    """In place: each float32 initializer used only as Gather data (axis 0) becomes int8 + per-row scale -> DQ -> Gather.
+
+    Symmetric, zero point 0, DQ axis 0: the weight-only Q/DQ form TensorRT accepts. Returns the number of tables.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    uses: dict[str, list] = {}
+    for node in model.graph.node:
+        for position, name in enumerate(node.input):
+            uses.setdefault(name, []).append((node, position))
+    graph_outputs = {o.name for o in model.graph.output}
+    replaced = 0
+    for init in list(model.graph.initializer):
+        consumers = uses.get(init.name, [])
+        if (
+            init.data_type != TensorProto.FLOAT
+            or init.name in graph_outputs
+            or not consumers
+            or any(node.op_type != "Gather" or position != 0 for node, position in consumers)
+            or any(next((a.i for a in node.attribute if a.name == "axis"), 0) != 0 for node, _ in consumers)
+        ):
+            continue
+        table = numpy_helper.to_array(init)
+        if table.ndim != 2 or table.size < min_elements:
+            continue
+        scale = (np.abs(table).max(axis=1) / 127.0).astype(np.float32)
+        scale[scale == 0] = 1.0
+        quantized = np.clip(np.round(table / scale[:, None]), -127, 127).astype(np.int8)
+        base = init.name
+        model.graph.initializer.remove(init)
+        model.graph.initializer.extend([
+            numpy_helper.from_array(quantized, base + "_quantized"),
+            numpy_helper.from_array(scale, base + "_scale"),
+            numpy_helper.from_array(np.zeros(scale.shape, np.int8), base + "_zero_point"),
+        ])
+        model.graph.node.insert(0, helper.make_node(
+            "DequantizeLinear", [base + "_quantized", base + "_scale", base + "_zero_point"], [base], name=base + "_DequantizeLinear", axis=0,
+        ))
+        replaced += 1
+    return replaced
 
 
 def _quantize_int8_dynamic(fp32_path: Path, out_path: Path) -> None:

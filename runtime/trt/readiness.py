@@ -55,7 +55,7 @@ EXPECTED_INPUTS: Final[Mapping[str, Mapping[str, tuple[DimSpec, ...]]]] = {
         "semantic_tokens": (1, DYN),
         "phones": (1, DYN),
         "ge": (1, ANY, 1),
-        "noise": (1, 192, DYN),
+        "noise": (1, ANY, DYN),  # inter_channels (192 in v2)
         "noise_scale": (1,),
         "speed": (1,),
     },

@@ -218,3 +218,27 @@ def test_bad_inputs_are_refused_with_a_clear_error(graphs, tmp_path):
         quantize_graph(graphs["gpt"], tmp_path / "x.onnx", [], "int4")
     with pytest.raises(ExportError, match="does not exist"):
         quantize_graph(tmp_path / "missing.onnx", tmp_path / "x.onnx", [], "fp16")
+
+
+def test_embedding_tables_become_int8_rows_behind_a_dequantize(tmp_path):
+    rng = np.random.default_rng(3)
+    table = rng.standard_normal((512, 64)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"]), helper.make_node("Relu", ["rows"], ["out"])],
+        "embed",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "n"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, "n", 64])],
+        [numpy_helper.from_array(table, "table")],
+    )
+    fp32 = _save(graph, tmp_path / "embed.onnx")
+    feeds = [{"ids": rng.integers(0, 512, (1, 9), dtype=np.int64)} for _ in range(3)]
+    out = quantize_graph(fp32, tmp_path / "embed_int8.onnx", feeds, "int8")
+    model, qdq = _qdq_nodes(out)
+    [dq] = qdq
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert inits[dq.input[0]].dtype == np.int8 and inits[dq.input[1]].shape == (512,) and not inits[dq.input[2]].any()
+    assert graph_size_bytes(out) < 0.3 * graph_size_bytes(fp32)
+    assert check_model("embed", model).ok
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
+    want = np.maximum(table[feeds[0]["ids"]], 0)
+    assert np.abs(got - want).max() <= np.abs(table).max() / 127.0
