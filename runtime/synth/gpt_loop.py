@@ -166,6 +166,13 @@ class GptDecoder:
             raise SynthesisError("phones are empty; the text frontend produced nothing to speak")
         if p_len == 0:
             raise SynthesisError("prompt_tokens are empty; the voice pack must hold the reference's semantic tokens")
+        if prompt2.min() < 0 or prompt2.max() >= self.eos:
+            raise SynthesisError(
+                f"prompt_tokens must be semantic codes in 0..{self.eos - 1}, got {prompt2.min()}..{prompt2.max()}; "
+                "re-enroll the voice pack"
+            )
+        if phones2.min() < 0:
+            raise SynthesisError(f"phones hold a negative id {phones2.min()}; the text frontend output is corrupt")
         if bert3.shape[1] != x_len:
             raise SynthesisError(f"bert features have {bert3.shape[1]} rows but phones have {x_len}; they must match")
         if not 1 <= options.max_tokens <= MAX_TOKENS_LIMIT:

@@ -210,13 +210,20 @@ def test_cancel_ends_the_stream_early_without_error(graphs):
     assert len(first) == 16 and list(stream) == []
 
 
-def test_capacity_overflow_is_refused_with_the_numbers():
+def test_capacity_overflow_and_bad_inputs_are_refused_with_the_numbers():
     phones, bert, prompt = utterance(9, phones=100, prompt=50)
     dec = GptDecoder(object(), object(), n_layer=2, d_model=64, capacity=CAPACITY)
     with pytest.raises(SynthesisError, match=r"100\) \+ prompt tokens \(50\) \+ max_tokens \(20\) = 170 exceed .* 160"):
         dec.generate(phones, bert, prompt, SynthesisOptions(max_tokens=20))
     with pytest.raises(SynthesisError, match="prompt_tokens are empty"):
         dec.generate(phones, bert, prompt[:0], SynthesisOptions(max_tokens=2))
+    with pytest.raises(SynthesisError, match="semantic codes in 0..1023"):
+        dec.generate(phones[:5], bert[:5], np.array([3, 1024]), SynthesisOptions(max_tokens=2))
+    with pytest.raises(SynthesisError, match="4 rows but phones have 5"):
+        dec.generate(phones[:5], bert[:4], prompt[:3], SynthesisOptions(max_tokens=2))
+    with pytest.raises(SynthesisError, match="max_tokens 1501"):
+        GptDecoder(object(), object(), n_layer=2, d_model=64, capacity=4000).generate(
+            phones[:5], bert[:5], prompt[:3], SynthesisOptions(max_tokens=1501))
 
 
 class ScriptedLogits:
