@@ -294,3 +294,20 @@ def split_calibration(items: Sequence, every: int = HELD_OUT_EVERY) -> tuple[lis
     calibration = [item for index, item in enumerate(items, 1) if index % every]
     held_out = [item for index, item in enumerate(items, 1) if not index % every]
     return calibration, held_out
+
+
+def fastest_variant(
+    variants: Mapping[str, str | os.PathLike], feeds: Sequence[Mapping[str, np.ndarray]], repeats: int = 5, min_gain: float = 0.9
+) -> tuple[str, dict[str, float]]:
+    """Time each variant (`{"fp32": path, "int8_dynamic": path, ...}`) on ONNX Runtime CPU; return (choice, ms by variant).
+
+    A variant replaces "fp32" only when it takes at most `min_gain` of FP32's time: the choice is measured, not
+    assumed (static Q/DQ MatMul is several times slower than FP32 on x86 CPUs without VNNI).
+    """
+    timings = {name: time_graph_ms(path, feeds, repeats) for name, path in variants.items()}
+    baseline = timings.get("fp32")
+    best = min(timings, key=timings.get)
+    if baseline is not None and timings[best] > min_gain * baseline:
+        best = "fp32"
+    _LOGGER.info("cpu timing %s choice=%s", " ".join(f"{k}_ms={v:.3f}" for k, v in timings.items()), best)
+    return best, timings

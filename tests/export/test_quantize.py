@@ -242,3 +242,12 @@ def test_embedding_tables_become_int8_rows_behind_a_dequantize(tmp_path):
     got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
     want = np.maximum(table[feeds[0]["ids"]], 0)
     assert np.abs(got - want).max() <= np.abs(table).max() / 127.0
+
+
+def test_fastest_variant_is_measured_and_keeps_fp32_without_a_real_gain(graphs):
+    from export.quantize import fastest_variant
+
+    feeds = graphs["gpt_feeds"][:2]
+    same = {"fp32": graphs["gpt"], "copy": quantize_graph(graphs["gpt"], graphs["root"] / "gpt_copy.onnx", [], "fp32")}
+    choice, timings = fastest_variant(same, feeds, repeats=2, min_gain=0.0)  # nothing beats 0 x FP32's time
+    assert choice == "fp32" and set(timings) == {"fp32", "copy"} and all(t > 0 for t in timings.values())
