@@ -37,6 +37,11 @@ CALIBRATION_METHOD: Final = "MinMax"  # "MinMax", "Entropy" or "Percentile" (onn
 # Embedding tables / codebooks read by Gather: stored int8 with one symmetric scale per row behind a DequantizeLinear
 # (weight-only; the gathered rows are float). Smaller tables stay float.
 GATHER_TABLE_MIN_ELEMENTS: Final = 16384
+# Node-name fragments kept in float per graph (research: keep a vocoder's first/last conv and its upsamplers out of
+# INT8). Pass `keep_float=KEEP_FLOAT.get(graph_name, ())` to `quantize_graph`.
+KEEP_FLOAT: Final = {
+    "sovits_decoder": ("/dec/conv_pre/", "/dec/conv_post/", "/dec/ups."),
+}
 
 
 class _ListCalibrationReader:
@@ -76,7 +81,9 @@ def _ensure_node_names(model) -> None:
             node.name = f"{node.op_type}_{index}"
 
 
-def _quantize_int8_qdq(fp32_path: Path, out_path: Path, calibration_inputs: Sequence[Mapping[str, np.ndarray]]) -> None:
+def _quantize_int8_qdq(
+    fp32_path: Path, out_path: Path, calibration_inputs: Sequence[Mapping[str, np.ndarray]], keep_float: Sequence[str] = ()
+) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -86,6 +93,7 @@ def _quantize_int8_qdq(fp32_path: Path, out_path: Path, calibration_inputs: Sequ
     _ensure_node_names(model)
     input_names = [i.name for i in model.graph.input]
     excluded = _weighted_nodes_to_exclude(model)
+    excluded += [n.name for n in model.graph.node if n.name not in excluded and any(part in n.name for part in keep_float)]
     with tempfile.TemporaryDirectory(prefix="skyvoice-quant-") as tmp:
         named_path = Path(tmp) / "named.onnx"
         large = model.ByteSize() > 1_800_000_000
@@ -118,7 +126,7 @@ def _quantize_int8_qdq(fp32_path: Path, out_path: Path, calibration_inputs: Sequ
     if tables:
         onnx.save(quantized, str(out_path), save_as_external_data=quantized.ByteSize() > 1_800_000_000)
     _LOGGER.info(
-        "quantized mode=int8 file=%s excluded_float_matmuls=%d gather_tables=%d calib=%d",
+        "quantized mode=int8 file=%s float_nodes=%d gather_tables=%d calib=%d",
         out_path.name, len(excluded), tables, len(calibration_inputs),
     )
 
@@ -196,10 +204,12 @@ def quantize_graph(
     out_path: str | os.PathLike,
     calibration_inputs: Sequence[Mapping[str, np.ndarray]],
     mode: str,
+    keep_float: Sequence[str] = (),
 ) -> Path:
     """Write the `mode` variant of the FP32 graph at `fp32_path` to `out_path`; return `out_path`.
 
     `calibration_inputs` are feeds for the FP32 graph (used by `int8` only); extra keys are ignored.
+    `keep_float`: node-name fragments whose nodes stay float in `int8` mode (see KEEP_FLOAT).
     """
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     if mode not in MODES:
@@ -215,7 +225,7 @@ def quantize_graph(
     elif mode == "fp16":
         _convert_fp16(fp32_path, out_path)
     elif mode == "int8":
-        _quantize_int8_qdq(fp32_path, out_path, calibration_inputs)
+        _quantize_int8_qdq(fp32_path, out_path, calibration_inputs, keep_float)
     else:
         _quantize_int8_dynamic(fp32_path, out_path)
     _LOGGER.info(

@@ -251,3 +251,13 @@ def test_fastest_variant_is_measured_and_keeps_fp32_without_a_real_gain(graphs):
     same = {"fp32": graphs["gpt"], "copy": quantize_graph(graphs["gpt"], graphs["root"] / "gpt_copy.onnx", [], "fp32")}
     choice, timings = fastest_variant(same, feeds, repeats=2, min_gain=0.0)  # nothing beats 0 x FP32's time
     assert choice == "fp32" and set(timings) == {"fp32", "copy"} and all(t > 0 for t in timings.values())
+
+
+def test_keep_float_leaves_named_nodes_unquantized(graphs, tmp_path):
+    calib, _ = split_calibration(graphs["dec_feeds"])
+    out = quantize_graph(graphs["dec"], tmp_path / "dec_keep.onnx", calib, "int8", keep_float=("ConvTranspose",))
+    model = onnx.load(str(out))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    [upsample] = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
+    assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in upsample.input)
+    assert sum(n.op_type == "Conv" and producers[n.input[1]].op_type == "DequantizeLinear" for n in model.graph.node) == 2
