@@ -53,7 +53,9 @@ class DecodeStepGraph(nn.Module):
 
     def forward(self, token: Tensor, audio_position: Tensor, kv_len: Tensor, *caches: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         logits, k_list, v_list = self.model.decode_step(token, audio_position, kv_len, caches[0::2], caches[1::2])
-        return logits, torch.stack(k_list), torch.stack(v_list)
+        m = self.model  # the reshapes pin the static dims in the graph's declared output shapes
+        shape = (m.n_layer, 1, 1, m.dim)
+        return logits.reshape(1, m.vocab_size), torch.stack(k_list).reshape(shape), torch.stack(v_list).reshape(shape)
 
 
 def random_inputs(model: Text2SemanticModel, cache_len: int, kv_len: int, seed: int) -> dict[str, np.ndarray]:

@@ -49,7 +49,7 @@ class PrefillGraph(nn.Module):
 
     def forward(self, phones: Tensor, bert_features: Tensor, prompt_tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         logits, k_list, v_list = self.model.prefill(phones, bert_features, prompt_tokens)
-        return logits, torch.stack(k_list), torch.stack(v_list)
+        return logits.reshape(1, self.model.vocab_size), torch.stack(k_list), torch.stack(v_list)
 
 
 def random_inputs(model: Text2SemanticModel, phones: int, prompt: int, seed: int) -> dict[str, np.ndarray]:
@@ -72,6 +72,23 @@ def check_graph_ops(path: str | os.PathLike, spec: GraphSpec) -> None:
         raise ExportError(f"graph {path} contains control-flow nodes {found}; TensorRT needs a flat graph, fix the reference module")
 
 
+def pin_output_shapes(path: str | os.PathLike, shapes: dict[str, tuple[int | str, ...]]) -> None:
+    """Write the contract's output shapes (static sizes, named dynamic axes) over what the tracer inferred."""
+    graph = onnx.load(str(path))
+    for output in graph.graph.output:
+        if output.name in shapes:
+            dims = output.type.tensor_type.shape.dim
+            del dims[:]
+            for size in shapes[output.name]:
+                dim = dims.add()
+                if isinstance(size, str):
+                    dim.dim_param = size
+                else:
+                    dim.dim_value = size
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+
+
 def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None:
     """Trace `model.prefill` with the legacy exporter (opset 17, named dynamic axes) into `out_path`."""
     model = model.eval()
@@ -89,6 +106,8 @@ def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None
             do_constant_folding=True,
             dynamo=False,
         )
+    kv_shape = (model.n_layer, 1, "prefix_len", model.dim)
+    pin_output_shapes(out_path, {"logits": (1, model.vocab_size), "k_prefill": kv_shape, "v_prefill": kv_shape})
     check_graph_ops(out_path, SPEC)
     _LOGGER.info("graph exported name=%s path=%s layers=%d", SPEC.name, out_path, model.n_layer)
 

@@ -75,6 +75,13 @@ def test_graphs_are_flat_opset17_with_the_contract_names(graphs):
         assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= 17
         assert tuple(i.name for i in model.graph.input) == spec.inputs
         assert tuple(o.name for o in model.graph.output) == spec.outputs
+    def dims(path, name):
+        value = next(o for o in onnx.load(str(graphs["dir"] / path)).graph.output if o.name == name)
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    assert dims("gpt_prefill.onnx", "logits") == dims("gpt_decode_step.onnx", "logits") == [1, 1025]
+    assert dims("gpt_prefill.onnx", "k_prefill") == [2, 1, "prefix_len", 64]
+    assert dims("gpt_decode_step.onnx", "v_new") == [2, 1, 1, 64]
     assert gpt_decode_step.SPEC.inputs[:5] == ("token", "audio_position", "kv_len", "k_cache_0", "v_cache_0")
     assert gpt_decode_step.SPEC.inputs[-1] == "v_cache_23"
 
