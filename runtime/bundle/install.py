@@ -25,7 +25,7 @@ from runtime.bundle.box_facts import BoxFacts, probe_box_facts
 from runtime.bundle.errors import HealthCheckFailed
 from runtime.bundle.manifest import Manifest, fsync_dir, parse_version, walk_bundle
 from runtime.bundle.releases import DEFAULT_KEEP_RELEASES, ReleaseStore
-from runtime.bundle.verify import check_files, check_voices, verify_bundle
+from runtime.bundle.verify import verify_bundle
 from runtime.errors import BundleRejected
 from runtime.keys import TrustStore
 
@@ -203,7 +203,7 @@ def flash(
         staged = store.new_staging(version)
         _copy_tree(source, staged, step)
         carried, dropped = carry_over_voices(store.current_dir(), staged, manifest)
-        _recheck_copy(staged, trust)
+        _recheck_copy(staged, trust, facts, manifest)
         step("staged")
         store.mark_pending(version, previous)
         step("marked")
@@ -275,11 +275,12 @@ def carry_over_voices(current: Optional[Path], staged: Path, manifest: Manifest)
     return tuple(carried), tuple(dropped)
 
 
-def _recheck_copy(staged: Path, trust: TrustStore) -> Manifest:
-    """Hash the copy itself, so a source changed or a disk that lied during the copy is caught before the switch."""
-    manifest = check_files(staged, (staged / "manifest.json").read_bytes())
-    check_voices(staged, trust)
-    return manifest
+def _recheck_copy(staged: Path, trust: TrustStore, facts: BoxFacts, verified: Manifest) -> None:
+    """Verify the copy itself (signature included), so a source changed during the copy, or a disk that lied, is
+    caught before the switch."""
+    copy = verify_bundle(staged, trust, facts=facts)
+    if copy.raw != verified.raw:
+        raise BundleRejected(f"the bundle changed while it was being copied to {staged}; copy it again and flash once more")
 
 
 def _rollback(store: ReleaseStore, version: str, previous: Optional[str], restart: Optional[RestartHook]) -> None:
