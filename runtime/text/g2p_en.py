@@ -21,7 +21,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Entries the official frontend removes because they are better spelled (AE, AI, AR, IOS, HUD, OS).
 SPELLED_WORDS: Final = frozenset({"ae", "ai", "ar", "ios", "hud", "os"})
-_TOKEN_RE: Final = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|[" + "".join(re.escape(p) for p in PUNCTUATION) + r"']")
+_TOKEN_RE: Final = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*|[" + "".join(re.escape(p) for p in PUNCTUATION) + r"']")
 _VOICELESS: Final = frozenset({"P", "T", "K", "F", "TH", "HH"})
 _SIBILANTS: Final = frozenset({"S", "Z", "SH", "ZH", "CH", "JH"})
 MIN_COMPOUND_PART: Final = 3
@@ -86,6 +86,8 @@ class EnglishG2p:
         entry = self.dictionary.get(word)
         if entry is not None:
             return list(entry)
+        if "-" in word:  # GAN-based, GPT-SoVITS: each part on its own, the hyphen is silent
+            return [phone for part in token.split("-") if part for phone in self.token_phones(part)]
         if len(word) <= 3:
             return self.spell(word)
         if word.endswith("'s") and len(word) > 2:

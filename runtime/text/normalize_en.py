@@ -88,7 +88,7 @@ def _time(match: re.Match) -> str:
     if second and int(second):
         words += " and " + ne.cardinal(int(second)) + " seconds"
     if half:
-        words += " " + half.lower() + " m"
+        words += " " + half.upper() + " M"  # capital letters are spelled (A -> EY1)
     return words
 
 
@@ -125,7 +125,7 @@ def normalize_numbers(text: str) -> str:
     text = _TEMPERATURE_RE.sub(_temperature, text)
     text = _RANGE_RE.sub(lambda m: m.group(1) + " to ", text)
     text = _UNIT_RE.sub(lambda m: m.group(1) + " " + _UNIT_WORDS[m.group(2)], text)
-    text = _AMPM_RE.sub(lambda m: " " + m.group(1).lower() + " m", text)
+    text = _AMPM_RE.sub(lambda m: " " + m.group(1).upper() + " M", text)
     text = _ORDINAL_RE.sub(lambda m: ne.ordinal(int(m.group(1))), text)
     text = _CODE_RE.sub(lambda m: " " + ne.digits(m.group(0)) + " ", text)  # CA981, 7A: codes digit by digit
     text = _DECIMAL_RE.sub(lambda m: ne.number(m.group(0)), text)

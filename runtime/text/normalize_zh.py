@@ -2,8 +2,8 @@
 
 Follows the behaviour of PaddleSpeech's zh_normalization as GPT-SoVITS uses it (our own implementation):
 dates and times are verbalised, integers of 3+ digits without a measure word are read digit by digit (codes,
-gate and train numbers), phone numbers read 1 as 幺, then punctuation maps to the v2 marks `! ? … , . -` and every
-char that is neither Han nor a mark is dropped (Latin runs must be split out as English first).
+gate and train numbers, 1 read as 幺 as in phone numbers), then punctuation maps to the v2 marks
+`! ? … , . -` and every char that is neither Han nor a mark is dropped (Latin runs must be split out as English first).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ _TIME_RANGE_RE: Final = re.compile(
     r"(?<!\d)([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?\s*[-~～到至]\s*([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?(?!\d)"
 )
 _TIME_RE: Final = re.compile(r"(?<!\d)([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?(?!\d)")
+_RATIO_RE: Final = re.compile(r"(?<![\d:])(\d{1,3}):(\d)(?![\d:])")
 _TEMPERATURE_RE: Final = re.compile(r"(-?)(\d+(?:\.\d+)?)\s*(°C|℃|°F|℉|°|度|摄氏度)")
 _FRACTION_RE: Final = re.compile(r"(?<![\d/])(-?)(\d+)/(\d+)(?![\d/])")
 _PERCENT_RE: Final = re.compile(r"(-?)(\d+(?:\.\d+)?)\s*[%％]")
@@ -79,9 +80,10 @@ def _date2(match: re.Match) -> str:
     return f"{nz.digits(year)}年{nz.cardinal(int(month))}月{nz.cardinal(int(day))}日"
 
 
-def _clock(hour: str, minute: str, second: str | None) -> str:
+def _clock(hour: str, minute: str, second: str | None, half: bool = True) -> str:
+    """15:30 -> 十五点半 on its own; inside a range the official reading is 十五点三十分."""
     out = nz.cardinal(int(hour)) + "点"
-    if int(minute) == 30 and not (second and int(second)):
+    if half and int(minute) == 30 and not (second and int(second)):
         out += "半"
     elif int(minute):
         out += ("零" if minute.startswith("0") else "") + nz.cardinal(int(minute)) + "分"
@@ -93,7 +95,7 @@ def _clock(hour: str, minute: str, second: str | None) -> str:
 def _temperature(match: re.Match) -> str:
     sign, value, unit = match.groups()
     words = ("零下" if sign else "") + nz.number(value)
-    if unit in {"°C", "℃", "摄氏度"}:
+    if unit == "摄氏度":
         return words + "摄氏度"
     if unit in {"°F", "℉"}:
         return words + "华氏度"
@@ -121,9 +123,10 @@ def normalize_numbers(text: str, alt_one: bool = True) -> str:
     text = _DATE2_RE.sub(_date2, text)
     text = _MONTH_DAY_RE.sub(lambda m: f"{nz.cardinal(int(m.group(1)))}月{nz.cardinal(int(m.group(2)))}{m.group(3)}", text)
     text = _TIME_RANGE_RE.sub(
-        lambda m: _clock(m.group(1), m.group(2), m.group(3)) + "到" + _clock(m.group(4), m.group(5), m.group(6)), text
+        lambda m: _clock(*m.group(1, 2, 3), half=False) + "至" + _clock(*m.group(4, 5, 6), half=False), text
     )
     text = _TIME_RE.sub(lambda m: _clock(m.group(1), m.group(2), m.group(3)), text)
+    text = _RATIO_RE.sub(lambda m: nz.cardinal(int(m.group(1))) + "比" + nz.cardinal(int(m.group(2))), text)  # 3:2
     text = _MOBILE_RE.sub(lambda m: _phone(m, alt_one), text)
     text = _LANDLINE_RE.sub(lambda m: _phone(m, alt_one), text)
     # A range reads its left number now; the right one keeps its unit for the passes below (20~25度).
@@ -138,7 +141,7 @@ def normalize_numbers(text: str, alt_one: bool = True) -> str:
     text = _NEGATIVE_RE.sub(lambda m: "负" + nz.number(m.group(1)), text)
     text = _DECIMAL_RE.sub(lambda m: nz.number(m.group(0)), text)
     text = _QUANTIFIER_RE.sub(lambda m: nz.cardinal(int(m.group(1))) + m.group(2), text)
-    text = _LONG_NUMBER_RE.sub(lambda m: nz.digits(m.group(0)), text)
+    text = _LONG_NUMBER_RE.sub(lambda m: nz.digits(m.group(0), alt_one=alt_one), text)
     return _NUMBER_RE.sub(lambda m: nz.cardinal(int(m.group(0))), text)
 
 

@@ -13,24 +13,20 @@ Seg = list[list[str]]  # [[word, pos], ...]
 FinalsOf = Callable[[str], list[str]]
 SplitWord = Callable[[str], list[str]]
 
-# Common words whose last syllable is neutral (tone 5). Curated for announcements and everyday speech.
+# Common words whose last syllable is neutral (tone 5): our curated subset of the conventional list
+# (reduplicated kin terms and -们/-子 words are left to the rules below).
 NEUTRAL_TONE_WORDS: Final = frozenset(
     """
-    东西 朋友 先生 时候 事情 衣服 意思 明白 知道 告诉 地方 关系 客气 麻烦 打扮 打算 打听 收拾 商量 舒服 喜欢 认识
-    休息 消息 困难 便宜 漂亮 热闹 清楚 清楚 凉快 暖和 舒坦 结实 踏实 老实 聪明 糊涂 马虎 大方 痛快 利索 咳嗽 窗户
-    豆腐 部分 月亮 太阳 眼睛 耳朵 鼻子 嘴巴 脑袋 头发 胳膊 指头 叔叔 爷爷 奶奶 姥姥 舅舅 姑娘 妹妹 弟弟 哥哥 姐姐
-    妈妈 爸爸 孩子 儿子 女婿 媳妇 丈夫 师傅 大夫 先生 萝卜 葡萄 西瓜 芝麻 石头 木头 骨头 馒头 枕头 舌头 念头
-    跟头 里头 外头 上头 后头 前头 地道 味道 招呼 吩咐 嘱咐 委屈 折腾 琢磨 拾掇 张罗 唠叨 嘀咕 糟蹋 算计 估计
-    比方 合同 核算 扎实 精神 生意 买卖 故事 规矩 本事 学问 动静 动弹 交情 名字 名堂 模糊 玻璃 琵琶 云彩 庄稼
-    包袱 脾气 力气 福气 运气 神气 小气 人家 自在 实在 点心 记性 忘性 学生 门口 黄瓜 冬瓜 南瓜 哑巴 尾巴 下巴
-    结巴 嘴巴 泥巴 篱笆 喇叭 疙瘩 蛤蟆 蘑菇 核桃 荔枝 橘子 柿子 饺子 包子 燕子 胡同 胡琴 出息 生日 爱人 亲戚
-    男人 女人 客人 主意 事儿 天气 什么 怎么 那么 这么 多么 我们 你们 他们 她们 它们 咱们 人们 行李 护士 使唤
+    东西 朋友 先生 时候 事情 衣服 意思 明白 告诉 地方 关系 客气 麻烦 打扮 打算 打听 收拾 商量 舒服 喜欢 认识 休息 消息 困难 便宜 漂亮 热闹 清楚 凉快 暖和 舒坦 结实 踏实 老实 聪明 糊涂 马虎
+    大方 痛快 利索 咳嗽 窗户 豆腐 部分 月亮 太阳 眼睛 耳朵 嘴巴 脑袋 头发 胳膊 指头 姑娘 女婿 媳妇 丈夫 师傅 大夫 萝卜 葡萄 芝麻 石头 木头 骨头 馒头 枕头 舌头 念头 跟头 里头 上头 后头 前头
+    地道 招呼 嘱咐 委屈 折腾 琢磨 拾掇 张罗 嘀咕 糟蹋 算计 比方 合同 扎实 精神 生意 买卖 故事 规矩 本事 学问 动静 动弹 交情 名字 名堂 模糊 玻璃 琵琶 云彩 庄稼 包袱 脾气 力气 福气 运气 小气
+    人家 自在 实在 点心 记性 学生 哑巴 尾巴 下巴 篱笆 喇叭 疙瘩 蛤蟆 蘑菇 核桃 胡同 胡琴 出息 爱人 亲戚 主意 什么 怎么 那么 这么 多么 行李 护士 使唤
     """.split()
 )
 # Words that look reduplicated or end in 们/子 but keep their full tone.
 NOT_NEUTRAL_TONE_WORDS: Final = frozenset(
     "男子 女子 分子 原子 量子 电子 瓜子 石子 莲子 学子 人人 干嘛 哈哈 数数 想想 整整 落地 耕地 以下 考考 打打 "
-    "家家户户 花花草草 青青 死死 算子 卵子".split()
+    "家家户户 花花草草 青青 死死 算子 卵子 幺幺".split()
 )
 _MODAL_PARTICLES: Final = "吧呢哈啊呐噻嘛吖嗨哦哒额滴哩哟喽啰耶喔诶"
 _PUNCT_AFTER_YI: Final = frozenset("：，；。？！“”‘’':,;.?!")
