@@ -81,7 +81,10 @@ def bundle_bytes(bundle_dir: Path) -> int:
 
 
 def check_free_space(bundle_dir: Path, root: Path, free_space: FreeSpaceProbe) -> None:
-    needed = bundle_bytes(bundle_dir)
+    check_free_bytes(bundle_bytes(bundle_dir), root, free_space)
+
+
+def check_free_bytes(needed: int, root: Path, free_space: FreeSpaceProbe) -> None:
     needed_with_margin = int(needed * (1 + DISK_MARGIN_FRACTION)) + DISK_MARGIN_BYTES
     free = free_space(root)
     if free < needed_with_margin:
@@ -193,6 +196,7 @@ def flash(
             _LOGGER.warning("before flash: %s", recovery.note)
         source = bundle
         if bundle.is_file():
+            check_free_bytes(2 * bundle.stat().st_size, store.root, free_space)  # unpacked, then copied
             source = _safe_extract(bundle, store.new_staging("unpacked"))
         manifest = verify_bundle(source, trust, facts=facts)
         version, previous = manifest.bundle_version, store.current_version()

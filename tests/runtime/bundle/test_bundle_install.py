@@ -169,3 +169,29 @@ def test_voices_installed_on_the_box_survive_a_flash_of_the_same_model(make_bund
     result = install(other_model, root, keys)
     assert (result.carried_voices, result.dropped_voices) == ((), ("mate",))
     assert list_voices(root / "current") == ["captain"]
+
+
+def test_source_changed_during_the_copy_is_caught_before_the_switch(make_bundle, keys, tmp_path):
+    root = tmp_path / "box"
+    install(make_bundle("1.0.0"), root, keys)
+    bundle = make_bundle("1.1.0")
+
+    def change_source(step):
+        if step == "staging":  # the first file is copied; the others not yet
+            (bundle / "graphs" / "sovits_decoder.onnx").write_bytes(b"swapped on the stick")
+
+    with pytest.raises(BundleRejected, match=r"staging/1\.1\.0\.\d+/graphs/sovits_decoder\.onnx is 20 bytes but the manifest says"):
+        install(bundle, root, keys, step_hook=change_source)
+    store = ReleaseStore(root)
+    assert (store.current_version(), store.versions()) == ("1.0.0", ["1.0.0"])
+    store.recover()
+    assert not list(store.staging_dir.iterdir())
+
+
+def test_full_disk_is_refused_before_unpacking_a_tar(make_bundle, keys, tmp_path):
+    archive = tmp_path / "bundle.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(make_bundle("1.0.0"), arcname="bundle")
+    with pytest.raises(BundleRejected, match="not enough free disk"):
+        install(archive, tmp_path / "box", keys, free_space=lambda path: 2**20)
+    assert not list((tmp_path / "box" / "staging").iterdir())

@@ -160,3 +160,28 @@ def test_voice_pack_signature_round_trip(tmp_path, keys, intruder_key, pack_byte
         verify_file(pack, keys.trust)
     with pytest.raises(BundleRejected, match="not among"):
         verify_file(pack, TrustStore({}))
+
+
+def test_any_single_byte_change_in_any_listed_file_is_refused(make_bundle, keys):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    bundle = make_bundle()
+    files = sorted(read_manifest(bundle).files)
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(index=st.integers(0, len(files) - 1), position=st.integers(0, 10_000), flip=st.integers(1, 255))
+    def check(index, position, flip):
+        path = bundle / files[index]
+        original = path.read_bytes()
+        data = bytearray(original)
+        data[position % len(data)] ^= flip
+        path.write_bytes(bytes(data))
+        try:
+            with pytest.raises(BundleRejected, match=files[index].replace(".", r"\.")):
+                verify_bundle(bundle, keys.trust)
+        finally:
+            path.write_bytes(original)
+
+    check()
+    verify_bundle(bundle, keys.trust)
