@@ -67,3 +67,21 @@ def test_flash_to_a_box_over_ssh(make_bundle, keys, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "OK release 4.0.0 is current and healthy" in result.stdout
     assert ReleaseStore(root).current_version() == "4.0.0"
+
+
+def test_doctor_command_exit_status_and_lines(tmp_path, capsys):
+    assert main(["doctor", "--root", str(tmp_path / "box")]) == 1
+    out = capsys.readouterr().out
+    assert "FIX  bundle: no current release" in out
+    assert out.rstrip().splitlines()[-1].endswith("to fix")
+
+
+def test_scripts_flash_passes_through_to_skyvoice(tmp_path):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, SKYVOICE_ROOT=str(tmp_path / "box"), SKYVOICE_TRUST=str(tmp_path / "trust"))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    result = subprocess.run([str(repo / "scripts" / "flash"), "--status"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"root {tmp_path / 'box'}" in result.stdout
