@@ -24,8 +24,9 @@ EXPIRED: Final = "expired"
 CANCELLED: Final = "cancelled"
 PREEMPTED: Final = "preempted"
 FAILED: Final = "failed"
+REJECTED: Final = "rejected"  # stored first, refused later (a voice pack that fails verification)
 PENDING_STATES: Final = (QUEUED, PLAYING)
-STATES: Final = (QUEUED, PLAYING, DONE, EXPIRED, CANCELLED, PREEMPTED, FAILED)
+STATES: Final = (QUEUED, PLAYING, DONE, EXPIRED, CANCELLED, PREEMPTED, FAILED, REJECTED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (

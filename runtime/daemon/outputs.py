@@ -1,49 +1,70 @@
-"""Build the amplifier, audio sink and playback driver from the box config (device/ when present)."""
+"""Build the amplifier, audio sink and playback sequencer (device/) from the box config."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Callable, Optional
 
+from device.playback import DeviceEvent, PlaybackConfig, PlaybackSequencer
+from device.sinks import AlsaSink, NullSink, WavFileSink
 from runtime.daemon.config import BoxConfig
-from runtime.daemon.direct_playback import DirectPlayback
-from runtime.daemon.wav_sink import AppendingWavSink, NoAmplifier, NullAudioSink, PacedSink
+from runtime.daemon.wav_sink import PacedSink
 from runtime.errors import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
 
 
+@dataclass
+class Outputs:
+    amplifier: object
+    sink: object
+    sequencer: PlaybackSequencer
+
+    def close(self) -> None:
+        try:
+            self.sequencer.close()
+        finally:
+            try:
+                self.sink.close()
+            finally:
+                self.amplifier.close()
+
+
 def build_amplifier(config: BoxConfig):
     if config.amplifier.kind == "null":
-        try:
-            from device.null_amplifier import NullAmplifier
-        except ImportError:
-            return NoAmplifier()
+        from device.null_amplifier import NullAmplifier
+
         return NullAmplifier()
-    try:
-        from device.open_amplifier import open_amplifier
-    except ImportError:
-        raise ConfigError("amplifier.kind = 'profile' needs device.open_amplifier, which this build lacks; use kind = 'null'") from None
-    if not config.amplifier.profile or not config.amplifier.port:
-        raise ConfigError("amplifier.kind = 'profile' needs amplifier.profile and amplifier.port")
+    from device.open_amplifier import open_amplifier
+
+    if not config.amplifier.profile:
+        raise ConfigError("amplifier.kind = 'profile' needs amplifier.profile (a TOML under configs/amplifiers)")
     return open_amplifier(config.amplifier.profile, config.amplifier.port)
 
 
 def build_sink(config: BoxConfig):
     audio = config.audio
     if audio.sink == "alsa":
-        try:
-            from device.sinks import AlsaSink
-        except ImportError:
-            raise ConfigError("audio.sink = 'alsa' needs device.sinks.AlsaSink, which this build lacks; use 'wav' or 'null'") from None
         return AlsaSink(audio.device)
-    if audio.sink == "wav":
-        sink = AppendingWavSink(audio.wav_path)
-    else:
-        sink = NullAudioSink()
+    sink = WavFileSink(audio.wav_path) if audio.sink == "wav" else NullSink()
     return PacedSink(sink) if audio.realtime else sink
 
 
-def build_playback(config: BoxConfig, amplifier=None, sink=None) -> DirectPlayback:
+def build_outputs(
+    config: BoxConfig, *, amplifier=None, sink=None, on_event: Optional[Callable[[DeviceEvent], None]] = None
+) -> Outputs:
     amplifier = amplifier if amplifier is not None else build_amplifier(config)
     sink = sink if sink is not None else build_sink(config)
-    return DirectPlayback(amplifier, sink, config.playback.sample_rate_hz)
+    playback = config.playback
+    sequencer = PlaybackSequencer(
+        amplifier,
+        sink,
+        PlaybackConfig(
+            default_volume_pct=playback.default_volume_pct,
+            emergency_volume_pct=playback.emergency_volume_pct,
+            sample_rate_hz=playback.sample_rate_hz,
+        ),
+        on_event=on_event,
+    )
+    return Outputs(amplifier, sink, sequencer)

@@ -33,13 +33,13 @@ from runtime.daemon.envelope import (
 from runtime.daemon.events import EventPublisher, status_payload
 from runtime.daemon.fallback import EspeakSynthesizer
 from runtime.daemon.local_trigger import GpioTrigger, LocalTrigger
-from runtime.daemon.outputs import build_playback
+from runtime.daemon.outputs import build_outputs
 from runtime.daemon.player import Player, PlayerConfig
 from runtime.daemon.prerendered import PrerenderedAlerts
 from runtime.daemon.scheduler import Playback, Scheduler
 from runtime.daemon.signatures import SignaturePolicy
 from runtime.daemon.topics import Topics
-from runtime.errors import CommandRejected, SkyvoiceError
+from runtime.errors import BundleRejected, CommandRejected, SkyvoiceError
 from runtime.keys import TrustStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ class Service:
         self.prerendered = PrerenderedAlerts(config.standard_alerts)
         if self.neural is not None:
             self.prerendered.render_all(self.neural, voice=config.voice.default_voice or None)
-        self.playback = build_playback(config, amplifier, sink)
+        self.outputs = build_outputs(config, amplifier=amplifier, sink=sink, on_event=self._device_event)
         playback_config = config.playback
         self.player = Player(
-            self.playback,
+            self.outputs.sequencer,
             self.fallback,
             neural=lambda: self.neural,
             prerendered=self.prerendered,
@@ -149,7 +149,7 @@ class Service:
             self.link.publish_and_wait(self.topics.status, status_payload(self.config.box_id, "offline", reason="stopped"),
                                        retain=True)
             self.link.stop()
-        self.playback.close()
+        self.outputs.close()
         self.store.close()
 
     def wait(self, stop: threading.Event) -> None:
@@ -239,7 +239,7 @@ class Service:
         self.store.set_state(envelope.id, states.PLAYING)
         self.events.ack(envelope.id, "playing", kind=command.kind, reply_to=envelope.reply_to)
         try:
-            completed = self.player.play(command, playback.cancel)
+            completed = bool(self.player.play(command, playback.cancel))
         except (SkyvoiceError, DeviceError) as exc:
             playback.requeue = False
             self._finish(command, states.FAILED, f"{type(exc).__name__}: {exc}")
@@ -272,6 +272,12 @@ class Service:
             standard_alerts=sorted(self.prerendered.alerts),
             **extra,
         )
+
+    def _device_event(self, event) -> None:
+        """Amplifier faults, recoveries and standby from the playback sequencer go out as telemetry."""
+        events = getattr(self, "events", None)
+        if events is not None and not event.kind.startswith("playback_"):  # playback progress is on evt/ack
+            events.telemetry(device_event=event.kind, message=event.message, faults=list(event.faults), step=event.step)
 
     def _maybe_telemetry(self) -> None:
         now = self.clock()
@@ -322,8 +328,10 @@ class Service:
 
     def _check_voice(self, command: Command) -> None:
         voice = getattr(command, "voice", None)
-        voices = getattr(self.neural, "voices", None)
-        if voice and voices is not None and voice not in voices:
+        if not voice or self.neural is None or not hasattr(self.neural, "voice_names"):
+            return  # the fallback voice speaks any text with its one voice
+        voices = self.neural.voice_names()
+        if voice not in voices:
             raise CommandRejected(f"unknown voice {voice!r}; installed: {', '.join(sorted(voices)) or 'none'}")
 
     def _voice_installer_available(self) -> bool:
@@ -334,12 +342,20 @@ class Service:
         return True
 
     def _install_voice(self, command: VoiceCommand) -> None:
+        """Verify and install a signed voice pack into the bundle (runs in the MQTT thread: verification is quick)."""
         from runtime.bundle.voice_pack import install_voice_pack
 
+        if not self.config.voice.bundle_dir:
+            self._finish(command, states.FAILED, "no voice bundle is configured (voice.bundle_dir); install a bundle first")
+            return
         try:
             install_voice_pack(command.pack, self.config.voice.bundle_dir, self.policy.trust)
+        except BundleRejected as exc:
+            self._finish(command, states.REJECTED, str(exc))
+            return
         except SkyvoiceError as exc:
             self._finish(command, states.FAILED, str(exc))
             return
-        self.neural = self._load_neural_voice()
+        if self.neural is None:
+            self.neural = self._load_neural_voice()
         self._finish(command, states.DONE, None)

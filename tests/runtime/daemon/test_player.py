@@ -10,12 +10,13 @@ import pytest
 
 from daemon_docs import alert_doc, speak_doc
 from runtime.daemon.chime import CHIME_NOTES_HZ, chime
-from runtime.daemon.direct_playback import DirectPlayback
+from device.null_amplifier import NullAmplifier
+from device.playback import PlaybackConfig, PlaybackSequencer
 from runtime.daemon.envelope import parse_document
 from runtime.daemon.fallback import EspeakSynthesizer
 from runtime.daemon.player import Player, PlayerConfig, announcement_text
 from runtime.daemon.prerendered import PrerenderedAlerts, StandardAlert
-from runtime.daemon.wav_sink import NoAmplifier, PacedSink
+from runtime.daemon.wav_sink import PacedSink
 from runtime.errors import SynthesisError
 
 RATE = 16000
@@ -43,18 +44,6 @@ class RecordingSink:
         return np.concatenate(self.samples) if self.samples else np.zeros(0)
 
 
-class RecordingAmplifier(NoAmplifier):
-    def __init__(self):
-        self.calls = []
-
-    def __getattribute__(self, name):
-        attr = object.__getattribute__(self, name)
-        if name in ("power_on", "set_zones", "set_volume", "set_emergency", "mute", "unmute"):
-            calls = object.__getattribute__(self, "calls")
-            return lambda *a: (calls.append((name, *a)), attr(*a))[1]
-        return attr
-
-
 class BrokenVoice:
     sample_rate_hz = 32000
 
@@ -71,9 +60,18 @@ def espeak():
     return synthesizer
 
 
-def make_player(sink, espeak, amplifier=None, **kwargs):
-    playback = DirectPlayback(amplifier or NoAmplifier(), sink, RATE)
-    return Player(playback, espeak, config=PlayerConfig(sample_rate_hz=RATE), **kwargs)
+@pytest.fixture
+def make_player():
+    sequencers = []
+
+    def make(sink, espeak, amplifier=None, **kwargs):
+        sequencer = PlaybackSequencer(amplifier or NullAmplifier(), sink, PlaybackConfig(sample_rate_hz=RATE, emergency_volume_pct=90))
+        sequencers.append(sequencer)
+        return Player(sequencer, espeak, config=PlayerConfig(sample_rate_hz=RATE), **kwargs)
+
+    yield make
+    for sequencer in sequencers:
+        sequencer.close()
 
 
 def test_chime_is_not_the_eas_tone():
@@ -89,26 +87,26 @@ def test_test_alerts_are_announced_as_tests():
     assert announcement_text(command) == "This is a test. Drill This was only a test."
 
 
-def test_alert_plays_chime_then_speech_with_emergency_volume(espeak):
-    sink, amplifier = RecordingSink(), RecordingAmplifier()
+def test_alert_plays_chime_then_speech_with_emergency_volume(espeak, make_player):
+    sink, amplifier = RecordingSink(), NullAmplifier()
     command = parse_document(alert_doc("Fire", status="Actual", zones=[3], repeat=2), "alert")
     assert make_player(sink, espeak, amplifier).play(command, threading.Event())
     audio = sink.audio()
     one_chime = chime(RATE)
     assert np.allclose(audio[: len(one_chime)], one_chime, atol=1e-6)
     assert len(audio) > 2 * len(one_chime)
-    assert ("set_emergency", True) in amplifier.calls and ("set_zones", [3]) in amplifier.calls
+    assert ("set_emergency", True) in amplifier.calls and ("set_zones", (3,)) in amplifier.calls
     assert ("set_volume", 90) in amplifier.calls and amplifier.calls[-2:] == [("mute",), ("set_emergency", False)]
 
 
-def test_broken_neural_voice_falls_back_to_espeak(espeak):
+def test_broken_neural_voice_falls_back_to_espeak(espeak, make_player):
     sink = RecordingSink()
     command = parse_document(speak_doc("The ferry leaves in ten minutes."), "speak")
     assert make_player(sink, espeak, neural=lambda: BrokenVoice()).play(command, threading.Event())
     assert np.abs(sink.audio()).max() > 0.05
 
 
-def test_prerendered_alert_plays_without_synthesis(espeak):
+def test_prerendered_alert_plays_without_synthesis(espeak, make_player):
     standard = StandardAlert("evacuate", "Evacuate now.")
     prerendered = PrerenderedAlerts([standard])
     assert prerendered.render_all(espeak) == 1
@@ -123,7 +121,7 @@ class BrokenEspeak:
         raise SynthesisError("no voice")
 
 
-def test_cancel_stops_a_paced_playback_within_200_ms(espeak):
+def test_cancel_stops_a_paced_playback_within_200_ms(espeak, make_player):
     sink = PacedSink(RecordingSink())
     player = make_player(sink, espeak)
     command = parse_document(speak_doc("This is a long announcement about the weather and the sea. " * 3), "speak")
@@ -142,5 +140,5 @@ def test_cancel_stops_a_paced_playback_within_200_ms(espeak):
     cancel.set()
     cancelled_at = time.monotonic()
     thread.join(timeout=5)
-    assert result["completed"] is False
+    assert not result["completed"]
     assert result["ended"] - cancelled_at < 0.2
