@@ -3,8 +3,9 @@
 from export.reference.sovits.synthesizer import (
     FULL_SOVITS_HPARAMS,
     TINY_SOVITS_HPARAMS,
+    SovitsDims,
     SynthesizerV2,
     make_random_state_dict,
 )
 
-__all__ = ["FULL_SOVITS_HPARAMS", "TINY_SOVITS_HPARAMS", "SynthesizerV2", "make_random_state_dict"]
+__all__ = ["FULL_SOVITS_HPARAMS", "TINY_SOVITS_HPARAMS", "SovitsDims", "SynthesizerV2", "make_random_state_dict"]
