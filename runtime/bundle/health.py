@@ -26,6 +26,7 @@ _LOGGER = logging.getLogger(__name__)
 
 TEST_PHRASE: Final = "This is a test of the public address system."
 DEFAULT_TIMEOUT_S: Final = 600.0
+TEST_MAX_TOKENS: Final = 500  # 20 s of semantic tokens: far more than the phrase needs, bounds a runaway decode
 MIN_RMS: Final = 1e-4
 MAX_REAL_TIME_FACTOR: Final = 10.0  # synthesis slower than 10x real time is not a usable PA voice
 
@@ -72,9 +73,13 @@ def synthesize_test_phrase(release_dir: Path) -> Optional[tuple[float, float]]:
         return None
     if not any((release_dir / VOICES_DIR).glob("*.npz")):
         return None
+    from runtime.synth.synthesizer import SynthesisOptions
+
     synthesizer = load_synthesizer(release_dir)
+    options = SynthesisOptions(seed=0, max_tokens=TEST_MAX_TOKENS)
     started = time.monotonic()
-    pieces = [np.asarray(chunk.samples, dtype=np.float32).ravel() for chunk in synthesizer.synthesize(TEST_PHRASE, lang="en")]
+    chunks = synthesizer.synthesize(TEST_PHRASE, lang="en", options=options)
+    pieces = [np.asarray(chunk.samples, dtype=np.float32).ravel() for chunk in chunks]
     elapsed_s = time.monotonic() - started
     audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     duration_s = audio.size / float(synthesizer.sample_rate_hz)
