@@ -76,6 +76,13 @@ class TextFrontend:
         _LOGGER.debug("phonemized lang=%s chars=%d phones=%d", lang, len(text), len(result.symbols))
         return result
 
+    def warm_up(self, langs: tuple[str, ...] = ("zh", "en")) -> None:
+        """Load the dictionaries of langs now (about 1-1.5 s CPU for zh+en) instead of on the first request."""
+        samples = {"zh": "预热一下。", "en": "Warm up.", "ja": "準備します。", "ko": "준비합니다.", "yue": "準備緊。"}
+        for lang in langs:
+            self.phonemize(samples.get(lang, samples["en"]), lang)
+        _LOGGER.info("frontend warm langs=%s", ",".join(langs))
+
     def split_sentences(self, text: str, method: str = split.DEFAULT_METHOD, lang: str = "zh") -> list[str]:
         """Pieces for streaming synthesis (official pre-segmentation + cut method, cut5 by default)."""
         text = self._validate(text, lang)

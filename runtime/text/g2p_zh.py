@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +31,7 @@ NOT_ERHUA: Final = frozenset(
 )
 _SENTENCE_RE: Final = re.compile("(?<=[" + "".join(re.escape(p) for p in PUNCTUATION) + r"])\s*")
 _LATIN_RE: Final = re.compile("[a-zA-Z]+")
+WORD_CACHE_SIZE: Final = 50_000  # words whose pinyin is memoised (pypinyin dominates the per-sentence cost)
 
 
 def cache_dir() -> Path:
@@ -63,18 +65,21 @@ class MandarinG2p:
             jieba.dt.initialize()
             self._posseg = jieba.posseg.lcut
             self._search = jieba.cut_for_search
-            self._lazy_pinyin = lazy_pinyin
-            self._style_initials = Style.INITIALS
-            self._style_finals = Style.FINALS_TONE3
+            self._finals_cached = lru_cache(maxsize=WORD_CACHE_SIZE)(
+                lambda word: tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3))
+            )
+            self._initials_cached = lru_cache(maxsize=WORD_CACHE_SIZE)(
+                lambda word: tuple(lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS))
+            )
             self._sandhi = ToneSandhi(self._finals, lambda word: list(self._search(word)))
             self._ready = True
             _LOGGER.debug("mandarin g2p loaded cache_dir=%s", jieba.dt.tmp_dir)
 
     def _finals(self, word: str) -> list[str]:
-        return self._lazy_pinyin(word, neutral_tone_with_five=True, style=self._style_finals)
+        return list(self._finals_cached(word))
 
     def _initials(self, word: str) -> list[str]:
-        return self._lazy_pinyin(word, neutral_tone_with_five=True, style=self._style_initials)
+        return list(self._initials_cached(word))
 
     def g2p(self, norm_text: str) -> tuple[list[str], list[int]]:
         """Phones and phones-per-char for text that normalize_zh produced (Han chars and v2 marks only)."""
