@@ -24,7 +24,8 @@ _JA_CHAR_RE: Final = re.compile(f"[{_JA_CHARS}]")
 _MARK_RE: Final = re.compile(f"[^{_JA_CHARS}]")
 MARK_MAP: Final = {"：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",",
                    "...": "…"}
-_REPEATED_MARKS_RE: Final = re.compile("([" + "".join(map(re.escape, PUNCTUATION)) + "])([" + "".join(map(re.escape, PUNCTUATION)) + "])+")
+_MARKS: Final = "".join(map(re.escape, PUNCTUATION))
+_REPEATED_MARKS_RE: Final = re.compile(f"([{_MARKS}])([{_MARKS}])+")
 _CURRENT_PHONE_RE: Final = re.compile(r"-(.*?)\+")
 _A1_RE: Final = re.compile(r"/A:([0-9\-]+)\+")
 _A2_RE: Final = re.compile(r"\+(\d+)\+")

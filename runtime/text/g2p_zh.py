@@ -37,7 +37,8 @@ WORD_CACHE_SIZE: Final = 50_000  # words whose pinyin is memoised (pypinyin domi
 def cache_dir() -> Path:
     """Where jieba may write its dictionary cache: $SKYVOICE_CACHE_DIR, else the user cache, else the temp dir."""
     configured = os.environ.get("SKYVOICE_CACHE_DIR")
-    base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skyvoice"
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skyvoice"
+    base = Path(configured) if configured else user_cache
     try:
         base.mkdir(parents=True, exist_ok=True)
         return base

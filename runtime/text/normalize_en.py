@@ -112,7 +112,7 @@ def _integer(match: re.Match) -> str:
 
 
 def normalize_numbers(text: str) -> str:
-    text = _PHONE_RE.sub(lambda m: ", ".join(ne.digits(part) for part in re.split(r"[- ()]+", m.group(0)) if part), text)
+    text = _PHONE_RE.sub(lambda m: ", ".join(ne.digits(p) for p in re.split(r"[- ()]+", m.group(0)) if p), text)
     text = _DATE_RE.sub(
         lambda m: f"{MONTHS[int(m.group(2)) - 1]} {ne.ordinal(int(m.group(3)))}, {ne.year(int(m.group(1)))}"
         if 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31 else m.group(0),

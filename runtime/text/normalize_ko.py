@@ -62,5 +62,6 @@ def normalize(text: str) -> str:
     )
     text = _UNIT_RE.sub(lambda m: m.group(1) + " " + _UNIT_WORDS[m.group(2)], text)
     text = _COUNTER_RE.sub(lambda m: native(int(m.group(1))) + " ", text)
-    text = _DECIMAL_RE.sub(lambda m: sino(int(m.group(1))) + " 점 " + "".join(SINO_DIGITS[int(c)] for c in m.group(2)), text)
+    text = _DECIMAL_RE.sub(lambda m: sino(int(m.group(1))) + " 점 " + "".join(SINO_DIGITS[int(c)] for c in m.group(2)),
+                           text)
     return _NUMBER_RE.sub(lambda m: sino(int(m.group(0))), text)

@@ -121,7 +121,9 @@ def normalize_numbers(text: str, alt_one: bool = True) -> str:
     text = _THOUSANDS_RE.sub("", text)
     text = _DATE_RE.sub(_date, text)
     text = _DATE2_RE.sub(_date2, text)
-    text = _MONTH_DAY_RE.sub(lambda m: f"{nz.cardinal(int(m.group(1)))}月{nz.cardinal(int(m.group(2)))}{m.group(3)}", text)
+    text = _MONTH_DAY_RE.sub(
+        lambda m: f"{nz.cardinal(int(m.group(1)))}月{nz.cardinal(int(m.group(2)))}{m.group(3)}", text
+    )
     text = _TIME_RANGE_RE.sub(
         lambda m: _clock(*m.group(1, 2, 3), half=False) + "至" + _clock(*m.group(4, 5, 6), half=False), text
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Final
 
 INITIALS: Final = (
-    "zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c", "s", "y", "w",
+    *"zh ch sh b p m f d t n l g k h j q x r z c s y w".split(),
 )
 _ZERO_INITIAL: Final = {"a": "AA", "e": "EE", "o": "OO"}
 _Y_FINALS: Final = {

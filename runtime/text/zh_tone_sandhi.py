@@ -17,10 +17,11 @@ SplitWord = Callable[[str], list[str]]
 # (reduplicated kin terms and -们/-子 words are left to the rules below).
 NEUTRAL_TONE_WORDS: Final = frozenset(
     """
-    东西 朋友 先生 时候 事情 衣服 意思 明白 告诉 地方 关系 客气 麻烦 打扮 打算 打听 收拾 商量 舒服 喜欢 认识 休息 消息 困难 便宜 漂亮 热闹 清楚 凉快 暖和 舒坦 结实 踏实 老实 聪明 糊涂 马虎
-    大方 痛快 利索 咳嗽 窗户 豆腐 部分 月亮 太阳 眼睛 耳朵 嘴巴 脑袋 头发 胳膊 指头 姑娘 女婿 媳妇 丈夫 师傅 大夫 萝卜 葡萄 芝麻 石头 木头 骨头 馒头 枕头 舌头 念头 跟头 里头 上头 后头 前头
-    地道 招呼 嘱咐 委屈 折腾 琢磨 拾掇 张罗 嘀咕 糟蹋 算计 比方 合同 扎实 精神 生意 买卖 故事 规矩 本事 学问 动静 动弹 交情 名字 名堂 模糊 玻璃 琵琶 云彩 庄稼 包袱 脾气 力气 福气 运气 小气
-    人家 自在 实在 点心 记性 学生 哑巴 尾巴 下巴 篱笆 喇叭 疙瘩 蛤蟆 蘑菇 核桃 胡同 胡琴 出息 爱人 亲戚 主意 什么 怎么 那么 这么 多么 行李 护士 使唤
+    东西 朋友 先生 时候 事情 衣服 意思 明白 告诉 地方 关系 客气 麻烦 打扮 打算 打听 收拾 商量 舒服 喜欢 认识 休息 消息 困难 便宜 漂亮 热闹 清楚 凉快 暖和 舒坦 结实
+    踏实 老实 聪明 糊涂 马虎 大方 痛快 利索 咳嗽 窗户 豆腐 部分 月亮 太阳 眼睛 耳朵 嘴巴 脑袋 头发 胳膊 指头 姑娘 女婿 媳妇 丈夫 师傅 大夫 萝卜 葡萄 芝麻 石头 木头
+    骨头 馒头 枕头 舌头 念头 跟头 里头 上头 后头 前头 地道 招呼 嘱咐 委屈 折腾 琢磨 拾掇 张罗 嘀咕 糟蹋 算计 比方 合同 扎实 精神 生意 买卖 故事 规矩 本事 学问 动静
+    动弹 交情 名字 名堂 模糊 玻璃 琵琶 云彩 庄稼 包袱 脾气 力气 福气 运气 小气 人家 自在 实在 点心 记性 学生 哑巴 尾巴 下巴 篱笆 喇叭 疙瘩 蛤蟆 蘑菇 核桃 胡同 胡琴
+    出息 爱人 亲戚 主意 什么 怎么 那么 这么 多么 行李 护士 使唤
     """.split()
 )
 # Words that look reduplicated or end in 们/子 but keep their full tone.
@@ -78,7 +79,9 @@ class ToneSandhi:
     def _merge_yi(seg: Seg) -> Seg:
         first: Seg = []
         for i, (word, pos) in enumerate(seg):
-            reduplicated = 0 < i < len(seg) - 1 and word == "一" and seg[i - 1][0] == seg[i + 1][0] and seg[i - 1][1] == "v"
+            reduplicated = (
+                0 < i < len(seg) - 1 and word == "一" and seg[i - 1][0] == seg[i + 1][0] and seg[i - 1][1] == "v"
+            )
             if reduplicated:
                 first[-1][0] = first[-1][0] + "一" + first[-1][0]
             elif i >= 2 and seg[i - 1][0] == "一" and seg[i - 2][0] == word and pos == "v":
@@ -219,7 +222,10 @@ class ToneSandhi:
                 for i, group in enumerate(groups):
                     if len(group) == 2 and _all_tone_three(group):
                         group[0] = _set_tone(group[0], "2")  # 所有/人
-                    elif i == 1 and group and not _all_tone_three(group) and group[0][-1] == "3" and groups[0] and groups[0][-1][-1] == "3":
+                    elif (
+                        i == 1 and group and groups[0] and not _all_tone_three(group)
+                        and group[0][-1] == "3" and groups[0][-1][-1] == "3"
+                    ):
                         groups[0][-1] = _set_tone(groups[0][-1], "2")  # 好/喜欢
                 finals = groups[0] + groups[1]
         elif len(word) == 4:
