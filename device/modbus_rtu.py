@@ -177,6 +177,8 @@ class ModbusRtuAmplifier:
         device_id = self._map.device_id
         if table == TABLE_COIL:
             self._transact(what, lambda c: c.write_coil(address, bool(value), device_id=device_id))
+        elif table == TABLE_HOLDING and self._map.write_function == 16:
+            self._transact(what, lambda c: c.write_registers(address, [int(value) & 0xFFFF], device_id=device_id))
         elif table == TABLE_HOLDING:
             self._transact(what, lambda c: c.write_register(address, int(value) & 0xFFFF, device_id=device_id))
         else:  # profiles refuse this; kept as a guard against hand-built maps

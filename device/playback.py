@@ -48,7 +48,7 @@ class PlaybackConfig:
     default_volume_pct: int = 70
     emergency_volume_pct: int = 100
     default_zones: tuple[int, ...] = ()
-    idle_standby_s: float = 300.0
+    idle_standby_s: float = 300.0  # negative: never put the amplifier in standby
     warmup_s: Optional[float] = None
     fault_poll_interval_s: float = 5.0  # 0 disables polling
     play_without_amplifier: bool = True
@@ -165,9 +165,8 @@ class PlaybackSequencer:
         return PlaybackResult(completed=completed, preempted=preempted, samples=samples, amp_errors=tuple(errors))
 
     def preempt(self) -> None:
-        """Abort the current playback (if any) as if its `cancel` Event had been set."""
-        with self._amp_lock:
-            cancel = self._current_cancel
+        """Abort the current playback (if any) as if its `cancel` Event had been set. Never blocks."""
+        cancel = self._current_cancel  # a plain read: the amp lock may be held by a slow amplifier step
         if cancel is not None:
             cancel.set()
 

@@ -116,6 +116,7 @@ class ModbusMap:
 
     device_id: int
     volume: ModbusLevel
+    write_function: int = 6  # holding-register writes: 6 (write single register) or 16 (write multiple registers)
     power: Optional[ModbusSwitch] = None
     mute: Optional[ModbusSwitch] = None
     zones: Optional[ModbusZones] = None
@@ -367,6 +368,7 @@ def _read_modbus(table: _Table) -> ModbusMap:
     result = ModbusMap(
         device_id=device_id,
         volume=volume,
+        write_function=table.take("write_function", int, 6, choices=(6, 16)),
         power=_modbus_switch(table.sub("power")),
         mute=_modbus_switch(table.sub("mute")),
         zones=zones,

@@ -156,6 +156,7 @@ class AlsaSink:
         self._resampler: Optional[StreamResampler] = None
         self._pending = np.zeros(0, dtype=np.float32)  # less than one period, waiting for more
         self._error: Optional[str] = None
+        self._last_message = ""
         self._silence = to_int16_bytes(np.zeros(self.period_samples, dtype=np.float32))
 
     # --- AudioSink ----------------------------------------------------------------------------------------------
@@ -243,6 +244,8 @@ class AlsaSink:
                 f"cannot start aplay for ALSA device '{self.device}' ({exc}); install alsa-utils or use the WAV sink"
             ) from None
         self._process = process
+        if getattr(process, "stderr", None) is not None:  # drain aplay's messages so it never blocks on a full pipe
+            threading.Thread(target=self._read_stderr, args=(process.stderr,), name="alsa-stderr", daemon=True).start()
         self._stop_writer = threading.Event()
         self._idle.set()
         self._writer = threading.Thread(
@@ -284,11 +287,22 @@ class AlsaSink:
                 stdin.flush()
             except (BrokenPipeError, OSError, ValueError) as exc:
                 if not stop.is_set():
-                    self._error = f"aplay on ALSA device '{self.device}' stopped ({exc}); check the device name"
+                    said = f": {self._last_message}" if self._last_message else ""
+                    self._error = f"aplay on ALSA device '{self.device}' stopped ({exc}{said}); check the device name"
                     _LOGGER.warning("alsa writer error device=%s error=%s", self.device, exc)
                 return
             if self._queue.empty() and not self._playing.is_set():
                 self._idle.set()
+
+    def _read_stderr(self, stream) -> None:
+        try:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode(errors="replace").strip()
+                if line:
+                    self._last_message = line
+                    _LOGGER.debug("aplay device=%s says=%s", self.device, line)
+        except (OSError, ValueError):  # the pipe closed with the process
+            return
 
     def _raise_if_failed(self) -> None:
         if self._error:

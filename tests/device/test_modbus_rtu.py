@@ -134,3 +134,14 @@ def test_polling_never_interleaves_with_commands(modbus_amp, modbus_sim):
     assert not errors
     assert polls, "the poller ran"
     assert [w.value for w in drain_queue(modbus_sim.writes) if w.function == "volume"] == list(range(0, 100, 9))
+
+
+def test_write_multiple_registers_profile(pty_pair, modbus_profile, modbus_sim):
+    profile = dataclasses.replace(modbus_profile, modbus=dataclasses.replace(modbus_profile.modbus, write_function=16))
+    amp = ModbusRtuAmplifier(profile, pty_pair.host_path)
+    try:
+        amp.set_volume(77)
+        amp.set_zones([5])
+    finally:
+        amp.close()
+    assert [(w.function, w.value) for w in drain_queue(modbus_sim.writes)] == [("volume", 77), ("zones", 16)]

@@ -180,3 +180,23 @@ def test_warmup_waits_after_power_on_and_preemption_cuts_it_short(modbus_amp, mo
         player.join(timeout=5)
     assert results[0].preempted and results[0].samples == 0
     assert [w.function for w in drain_queue(modbus_sim.writes)] == ["mute"]  # made safe, nothing else
+
+
+def test_preempt_does_not_wait_for_a_slow_amplifier(modbus_amp, pty_pair, events):
+    """With the bus dead, power_on takes the whole timeout budget; preempt() returns at once and the playback ends."""
+    pty_pair.cut()
+    sink = NullSink()
+    results = []
+    with PlaybackSequencer(modbus_amp, sink, QUIET, on_event=events.put) as sequencer:
+        started = threading.Event()
+
+        def chunks():
+            started.set()
+            yield from tone()
+
+        player = threading.Thread(target=lambda: results.append(sequencer.play(chunks())))
+        player.start()
+        assert events.get(timeout=5).kind == PLAYBACK_STARTED  # now blocked in power_on on the dead bus
+        sequencer.preempt()
+        player.join(timeout=5)
+    assert results[0].preempted and sink.samples_written == 0 and not started.is_set()

@@ -228,3 +228,27 @@ def test_resampled_tone_keeps_its_pitch():
 def test_int16_conversion_clips():
     pcm = np.frombuffer(to_int16_bytes(np.array([0.0, 1.5, -2.0, 0.5], dtype=np.float32)), dtype="<i2")
     assert pcm.tolist() == [0, 32767, -32767, 16383]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("aplay"), reason="aplay (alsa-utils) is not installed")
+def test_real_aplay_through_the_alsa_file_plugin(tmp_path):
+    """The real aplay accepts our arguments; ALSA's file plugin (on the null PCM) captures what was played."""
+    import os
+    import subprocess
+
+    capture = tmp_path / "capture.raw"
+    (tmp_path / ".asoundrc").write_text(
+        f'pcm.capture {{ type file slave.pcm "null" file "{capture}" format "raw" }}\n'
+    )
+    env = {**os.environ, "HOME": str(tmp_path)}
+
+    def spawn(argv):
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+    sink = AlsaSink("capture", device_rate_hz=48000, period_ms=20, buffer_ms=50, process_factory=spawn)
+    sink.open(16000)
+    sink.write(np.full(3200, 0.25, dtype=np.float32))  # 0.2 s
+    sink.drain()
+    sink.close()
+    pcm = np.frombuffer(capture.read_bytes(), dtype="<i2")
+    assert np.count_nonzero(pcm == 8191) >= 9600 - 960 - 3  # 0.2 s at 48 kHz, less at most one period
