@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Final, Optional
@@ -131,7 +132,9 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
         for name, relative, export_fn, validate_fn, model in exports:
             path = staging / relative
             progress.step(f"exporting {name}")
-            export_fn(model, path)
+            with warnings.catch_warnings():  # the tracer's deprecation/constant-folding notes are not for users
+                warnings.simplefilter("ignore")
+                export_fn(model, path)
             progress.step(f"validating {name} against PyTorch")
             parity = validate_fn(model, path, config.seed + 1)
             worst = max(parity.values(), key=lambda d: d["max_abs"])

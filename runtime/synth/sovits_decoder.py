@@ -52,6 +52,10 @@ class SovitsDecoder:
         self.runner = runner
         self.inter_channels = int(inter_channels) if inter_channels is not None else _noise_channels(runner)
 
+    @property
+    def noise_channels(self) -> int:
+        return self.inter_channels
+
     def decode(
         self,
         tokens: ArrayLike,
@@ -75,12 +79,30 @@ class SovitsDecoder:
             raise SynthesisError(f"noise_scale={noise_scale} must be ≥ 0; the official default is 0.5")
         frames = decoded_frames(tokens.shape[1], speed)
         noise = rng.standard_normal((1, self.inter_channels, frames)).astype(np.float32)
+        return self.decode_with_noise(tokens, phones, ge, noise, noise_scale, speed)
+
+    def decode_with_noise(
+        self,
+        tokens: ArrayLike,
+        phones: ArrayLike,
+        ge: ArrayLike,
+        noise: np.ndarray,
+        noise_scale: float,
+        speed: float,
+    ) -> np.ndarray:
+        """As `decode`, with the standard-normal latent noise [1, inter, ≥T'] given (streaming indexes it by frame)."""
+        tokens = np.asarray(tokens, dtype=np.int64).reshape(1, -1)
+        phones = np.asarray(phones, dtype=np.int64).reshape(1, -1)
+        ge = np.asarray(ge, dtype=np.float32).reshape(1, -1, 1)
+        frames = decoded_frames(tokens.shape[1], speed)
+        if noise.shape[-1] < frames:
+            raise SynthesisError(f"SoVITS decode needs {frames} noise frames, got {noise.shape[-1]}")
         outputs = self.runner.run(
             {
                 "semantic_tokens": tokens,
                 "phones": phones,
                 "ge": ge,
-                "noise": noise,
+                "noise": np.ascontiguousarray(noise, dtype=np.float32),
                 "noise_scale": np.array([noise_scale], dtype=np.float32),
                 "speed": np.array([speed], dtype=np.float32),
             },

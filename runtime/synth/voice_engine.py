@@ -40,14 +40,16 @@ def ort_runner_factory(threads: int = 0) -> RunnerFactory:
 
 
 def default_runner_factory(bundle_dir: Path, threads: int = 0) -> RunnerFactory:
-    """TensorRT where a matching engine exists (runtime/synth/trt_runner.py decides and logs why not), else ORT."""
-    try:
-        from runtime.synth.trt_runner import select_runner
-    except ImportError:
-        return ort_runner_factory(threads)
+    """TensorRT where an engine exists and its key matches (trt_runner.select_runner logs why not), else ORT."""
+    ort = ort_runner_factory(threads)
 
     def make(name: str, path: Path) -> GraphRunner:
-        return select_runner(path, bundle_dir / "engines", intra_op_threads=threads)
+        engines = bundle_dir / "engines"
+        if not any(engines.glob(f"{name}.engine")):
+            return ort(name, path)
+        from runtime.synth.trt_runner import select_runner
+
+        return select_runner(path, engines, graph_name=name).runner
 
     return make
 
@@ -171,7 +173,9 @@ class NeuralSynthesizer:
     ) -> Iterator[AudioChunk]:
         options = options or SynthesisOptions()
         pack = self.voice(voice)
-        rng = np.random.default_rng(None if options.seed < 0 else options.seed)
+        # Separate streams for GPT sampling and decoder noise: streamed and whole decoding give the same tokens.
+        gpt_seed, noise_seed = np.random.SeedSequence(None if options.seed < 0 else options.seed).spawn(2)
+        rng = (np.random.default_rng(gpt_seed), np.random.default_rng(noise_seed))
         silence = np.zeros(int(FRAGMENT_INTERVAL_S * self.sample_rate_hz), dtype=np.float32)
         with self._lock:
             for index, (text, target_ids) in enumerate(items):
@@ -183,11 +187,14 @@ class NeuralSynthesizer:
                 tokens: list[int] = []
                 for samples in self._sentence_audio(pack, target_ids, options, rng, cancel, tokens):
                     yield AudioChunk(samples, self.sample_rate_hz, is_last=False)
+                if cancel is not None and cancel.is_set():
+                    return
                 if utterances is not None:
                     utterances.append(Utterance(text, list(target_ids), tokens))
                 yield AudioChunk(silence, self.sample_rate_hz, is_last=last_sentence)
 
-    def _sentence_audio(self, pack, target_ids, options, rng, cancel, tokens_out: list) -> Iterator[np.ndarray]:
+    def _sentence_audio(self, pack, target_ids, options, rngs, cancel, tokens_out: list) -> Iterator[np.ndarray]:
+        rng, noise_rng = rngs
         phones = np.concatenate([np.asarray(pack.prompt_phones, dtype=np.int64), np.asarray(target_ids, dtype=np.int64)])
         bert = np.zeros((phones.size, BERT_DIM), dtype=np.float32)
         if getattr(pack, "prompt_bert", None) is not None:
@@ -199,7 +206,7 @@ class NeuralSynthesizer:
         if options.stream:
             from runtime.synth.streaming import StreamingDecoder
 
-            stream = StreamingDecoder(self.decoder, target, ge, options, rng, samples_per_token=self.samples_per_token)
+            stream = StreamingDecoder(self.decoder, target, ge, options, noise_rng, samples_per_token=self.samples_per_token)
             for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=cancel):
                 tokens_out.extend(chunk)
                 audio = stream.push(chunk)
@@ -216,7 +223,7 @@ class NeuralSynthesizer:
             if cancel is not None and cancel.is_set():
                 return
             if tokens_out:
-                yield self.decoder.decode(np.asarray(tokens_out, dtype=np.int64), target, ge, options.noise_scale, options.speed, rng)
+                yield self.decoder.decode(np.asarray(tokens_out, dtype=np.int64), target, ge, options.noise_scale, options.speed, noise_rng)
         _LOGGER.info("sentence synthesized tokens=%d seconds=%.3f", len(tokens_out), time.monotonic() - started)
 
 
