@@ -26,7 +26,7 @@ from runtime.bundle.errors import HealthCheckFailed
 from runtime.bundle.manifest import Manifest, fsync_dir, parse_version, walk_bundle
 from runtime.bundle.releases import DEFAULT_KEEP_RELEASES, ReleaseStore
 from runtime.bundle.verify import verify_bundle
-from runtime.errors import BundleRejected
+from runtime.errors import BundleRejected, SkyvoiceError
 from runtime.keys import TrustStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -100,8 +100,9 @@ def command_restart_hook(command: list[str]) -> RestartHook:
     def restart(current: Path) -> None:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
+            said = result.stderr.strip()[-200:]
             raise HealthCheckFailed(
-                f"restart command {' '.join(command)!r} exited {result.returncode}: {result.stderr.strip()[-200:]}"
+                f"restart command {' '.join(command)!r} exited {result.returncode}" + (f": {said}" if said else "")
             )
 
     return restart
@@ -205,9 +206,13 @@ def flash(
         step("verified")
 
         staged = store.new_staging(version)
-        _copy_tree(source, staged, step)
-        carried, dropped = carry_over_voices(store.current_dir(), staged, manifest)
-        _recheck_copy(staged, trust, facts, manifest)
+        try:
+            _copy_tree(source, staged, step)
+            carried, dropped = carry_over_voices(store.current_dir(), staged, manifest)
+            _recheck_copy(staged, trust, facts, manifest)
+        except SkyvoiceError:
+            store.clean_staging()  # nothing was switched; leave no half copy behind
+            raise
         step("staged")
         store.mark_pending(version, previous)
         step("marked")
@@ -216,16 +221,16 @@ def flash(
         step("committed")
         store.switch_to(version)
         step("switched")
-        if restart:
-            restart(store.current_link)
-        step("restarted")
         try:
+            if restart:
+                restart(store.current_link)
+            step("restarted")
             health = health_check(store.release_dir(version))
-        except Exception as exc:  # the health check is the judge: any failure of it means "not healthy"
+        except Exception as exc:  # the restart and the health check judge the release: any failure means "not healthy"
             reason = str(exc) or type(exc).__name__
-            _rollback(store, version, previous, restart)
+            restart_note = _rollback(store, version, previous, restart)
             where = f"rolled back to {previous}" if previous else "no earlier release to roll back to, removed it"
-            raise HealthCheckFailed(f"release {version} failed its health check ({reason}); {where}") from None
+            raise HealthCheckFailed(f"release {version} failed its health check ({reason}); {where}{restart_note}") from None
         step("health_checked")
         store.confirm(version, previous)
         step("confirmed")
@@ -287,14 +292,20 @@ def _recheck_copy(staged: Path, trust: TrustStore, facts: BoxFacts, verified: Ma
         raise BundleRejected(f"the bundle changed while it was being copied to {staged}; copy it again and flash once more")
 
 
-def _rollback(store: ReleaseStore, version: str, previous: Optional[str], restart: Optional[RestartHook]) -> None:
+def _rollback(store: ReleaseStore, version: str, previous: Optional[str], restart: Optional[RestartHook]) -> str:
+    """Switch back, drop the failed release and the marker, then restart; return a note when the restart failed."""
     if previous:
         store.switch_to(previous)
-        if restart:
-            restart(store.current_link)
     else:
         store.current_link.unlink(missing_ok=True)
         fsync_dir(store.root)
     store.remove_release(version)
     store.clear_pending()
     _LOGGER.warning("flash rolled back version=%s to=%s", version, previous)
+    if restart and previous:
+        try:
+            restart(store.current_link)
+        except SkyvoiceError as exc:
+            _LOGGER.error("restart after rollback failed error=%s", exc)
+            return f"; restarting the daemon on {previous} failed too ({exc}), restart it by hand"
+    return ""

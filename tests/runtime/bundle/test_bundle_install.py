@@ -184,7 +184,6 @@ def test_source_changed_during_the_copy_is_caught_before_the_switch(make_bundle,
         install(bundle, root, keys, step_hook=change_source)
     store = ReleaseStore(root)
     assert (store.current_version(), store.versions()) == ("1.0.0", ["1.0.0"])
-    store.recover()
     assert not list(store.staging_dir.iterdir())
 
 
@@ -195,3 +194,13 @@ def test_full_disk_is_refused_before_unpacking_a_tar(make_bundle, keys, tmp_path
     with pytest.raises(BundleRejected, match="not enough free disk"):
         install(archive, tmp_path / "box", keys, free_space=lambda path: 2**20)
     assert not list((tmp_path / "box" / "staging").iterdir())
+
+
+def test_failing_restart_command_rolls_back(make_bundle, keys, tmp_path):
+    from runtime.bundle.install import command_restart_hook
+
+    root = tmp_path / "box"
+    install(make_bundle("1.0.0"), root, keys)
+    with pytest.raises(HealthCheckFailed, match=r"restart command 'false' exited 1.*rolled back to 1\.0\.0"):
+        install(make_bundle("1.1.0"), root, keys, restart=command_restart_hook(["false"]))
+    assert ReleaseStore(root).current_version() == "1.0.0"
