@@ -30,7 +30,7 @@ class EventPublisher:
         self.clock = clock
 
     def ack(self, command_id: Optional[str], state: str, *, kind: Optional[str] = None, reason: Optional[str] = None,
-            reply_to: Optional[str] = None) -> None:
+            reply_to: Optional[str] = None, **extra: Any) -> None:
         if state not in ACK_STATES:
             raise ValueError(f"unknown ack state {state!r}")
         event = {"id": command_id, "state": state, "at": format_time(self.clock()), "box": self.topics.box_id}
@@ -38,6 +38,7 @@ class EventPublisher:
             event["kind"] = kind
         if reason:
             event["reason"] = reason
+        event.update(extra)
         payload = json.dumps(event, sort_keys=True).encode()
         _LOGGER.info("ack id=%s state=%s reason=%s", command_id, state, reason)
         self.publisher.publish(self.topics.ack, payload)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Final, Iterator, Optional
 
@@ -74,6 +75,7 @@ class Player:
         self.neural = neural
         self.prerendered = prerendered or PrerenderedAlerts(())
         self.config = config
+        self.first_audio_at: Optional[float] = None  # wall-clock time the last play() handed its first audio over
 
     def play(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> bool:
         is_alert = isinstance(command, AlertCommand)
@@ -81,13 +83,20 @@ class Player:
         volume = envelope.volume if envelope.volume is not None else self.config.default_volume_pct
         if is_alert:
             volume = max(volume, self.config.emergency_volume_pct)
+        self.first_audio_at = None
         return self.playback.play(
-            self._chunks(command, cancel),
+            self._timed(self._chunks(command, cancel)),
             emergency=is_alert and command.status == "Actual",
             zones=envelope.zones,
             volume_pct=volume,
             cancel=cancel,
         )
+
+    def _timed(self, chunks: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
+        for chunk in chunks:
+            if self.first_audio_at is None and len(chunk.samples):
+                self.first_audio_at = time.time()
+            yield chunk
 
     def _chunks(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> Iterator[AudioChunk]:
         rate = self.config.sample_rate_hz

@@ -254,7 +254,10 @@ class Service:
                 self._finish(command, state, reason)
         elif completed:
             self.played += 1
-            self._finish(command, states.DONE, None)
+            self.store.set_state(envelope.id, states.DONE)
+            first_audio = self.player.first_audio_at
+            self.events.ack(envelope.id, "done", kind=command.kind, reply_to=envelope.reply_to,
+                            first_audio_at=format_time(first_audio) if first_audio else None)
         # else: stopped by shutdown; the store still says playing, so the next start plays it again
 
     # status, telemetry, local alerts, voices ---------------------------------------------------------------------------

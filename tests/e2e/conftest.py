@@ -127,13 +127,17 @@ class Box:
         security.update(overrides.pop("security", {}))
         playback = {"sample_rate_hz": 16000, "requeue_preempted": True}
         playback.update(overrides.pop("playback", {}))
+        mqtt = {"port": broker.port, "will_delay_s": 0, "keepalive_s": 10, "reconnect_max_s": 2.0}
+        mqtt.update(overrides.pop("mqtt", {}))
+        audio = {"sink": "wav", "wav_path": "out.wav", "realtime": True}
+        audio.update(overrides.pop("audio", {}))
         lines = [
             f'box_id = "{self.box_id}"',
-            "[mqtt]", f"port = {broker.port}", "will_delay_s = 0", "keepalive_s = 10", "reconnect_max_s = 2",
+            "[mqtt]", *[f"{k} = {_toml(v)}" for k, v in mqtt.items()],
             "[store]", 'path = "commands.db"',
             "[security]", *[f"{k} = {_toml(v)}" for k, v in security.items()],
             "[playback]", *[f"{k} = {_toml(v)}" for k, v in playback.items()],
-            "[audio]", 'sink = "wav"', 'wav_path = "out.wav"', "realtime = true",
+            "[audio]", *[f"{k} = {_toml(v)}" for k, v in audio.items()],
             "[telemetry]", "interval_s = 3600.0",
             "[[standard_alerts]]", 'name = "evacuate"', 'text = "Evacuate now."', 'status = "Exercise"', "repeat = 1",
         ]
