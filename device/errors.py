@@ -21,5 +21,9 @@ class ProfileError(DeviceError):
     """An amplifier profile (TOML) is missing, malformed, or names an unknown key or value."""
 
 
+class SimError(DeviceError):
+    """A simulated amplifier could not start, or cannot model what its profile asks."""
+
+
 class AudioSinkError(DeviceError):
     """The audio output could not be opened or written."""

@@ -65,6 +65,25 @@ class DeviceEvent:
     state: Optional[AmplifierState] = None
     step: str = ""
 
+    def as_dict(self) -> dict:
+        """JSON-ready fields for status/telemetry payloads."""
+        out: dict = {"kind": self.kind, "message": self.message}
+        if self.faults:
+            out["faults"] = list(self.faults)
+        if self.step:
+            out["step"] = self.step
+        if self.state is not None:
+            out["amplifier"] = {
+                "powered": self.state.powered,
+                "muted": self.state.muted,
+                "volume_pct": self.state.volume_pct,
+                "zones": list(self.state.zones),
+                "emergency": self.state.emergency,
+                "faults": list(self.state.faults),
+                "temperature_c": self.state.temperature_c,
+            }
+        return out
+
 
 @dataclass(frozen=True)
 class PlaybackResult:

@@ -11,7 +11,6 @@ import logging
 import queue
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 
@@ -10,7 +11,6 @@ import pytest
 import soundfile
 
 from device.errors import AmplifierFault
-from device.modbus_rtu import ModbusRtuAmplifier
 from device.playback import (
     AMP_ERROR,
     AMP_FAULT,
@@ -141,6 +141,10 @@ def test_fault_polling_reports_faults_recoveries_and_silence(modbus_amp, modbus_
     reported = drain_queue(events)
     assert [e.kind for e in reported] == [AMP_FAULT, AMP_RECOVERED, AMP_UNREACHABLE, AMP_REACHABLE]
     assert reported[0].faults == ("overload",) and reported[0].state.temperature_c == pytest.approx(35.0)
+    payload = reported[0].as_dict()
+    assert payload["kind"] == "amp_fault" and payload["faults"] == ["overload"]
+    assert payload["amplifier"]["temperature_c"] == pytest.approx(35.0) and payload["amplifier"]["powered"] is False
+    json.dumps([event.as_dict() for event in reported])
 
 
 def test_background_polling_thread_emits_fault_events(modbus_amp, modbus_sim, events):
