@@ -66,7 +66,10 @@ def install_voice_bytes(
     what = f"'{name}'" if name else "(unnamed)"
     if len(data) > MAX_PACK_BYTES:
         raise BundleRejected(f"voice pack {what} is {len(data)} bytes, over the {MAX_PACK_BYTES} byte limit")
-    block = json.loads(signature) if isinstance(signature, (bytes, str)) else signature
+    try:
+        block = json.loads(signature) if isinstance(signature, (bytes, str)) else signature
+    except ValueError:
+        raise BundleRejected(f"voice pack {what}: its signature is not JSON; sign it again with 'skyvoice bundle sign'") from None
     key_id = trust.verify(data, block, what=f"voice pack {what}")
     meta = read_pack_meta(data, what=what)
     name = name or meta["name"]

@@ -43,6 +43,8 @@ def test_bad_signature_changes_nothing(make_bundle, keys, intruder_key, pack_byt
     block = sign_bytes(load_private_key(keys.private), data)
     with pytest.raises(BundleRejected, match="does not match the content"):
         install_voice_bytes(data + b"\0", block, bundle, keys.trust)
+    with pytest.raises(BundleRejected, match="its signature is not JSON"):
+        install_voice_bytes(data, b"\x00garbage", bundle, keys.trust)
     assert list_voices(bundle) == ["captain"]
 
 
