@@ -192,6 +192,7 @@ def flash(
         raise BundleRejected(f"bundle {bundle} does not exist; give the bundle directory or its .tar")
     store.ensure_layout()
     with store.lock():
+        store.check_links()
         recovery = store.recover_locked()
         if recovery.note:
             _LOGGER.warning("before flash: %s", recovery.note)

@@ -159,7 +159,16 @@ class ReleaseStore:
         fsync_dir(self.releases_dir)
         return target
 
+    def check_links(self) -> None:
+        """`current` and `previous` must be links (or absent); a hand-made directory there is never overwritten."""
+        for link in (self.current_link, self.previous_link):
+            if link.exists() and not link.is_symlink():
+                raise BundleRejected(
+                    f"{link} is a real directory or file, not a link; move it into {self.releases_dir}/<version>/ and flash again"
+                )
+
     def _set_link(self, link: Path, version: str) -> None:
+        self.check_links()
         tmp = self.root / f".{link.name}.tmp-{os.getpid()}"
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()

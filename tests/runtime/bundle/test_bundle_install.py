@@ -204,3 +204,13 @@ def test_failing_restart_command_rolls_back(make_bundle, keys, tmp_path):
     with pytest.raises(HealthCheckFailed, match=r"restart command 'false' exited 1.*rolled back to 1\.0\.0"):
         install(make_bundle("1.1.0"), root, keys, restart=command_restart_hook(["false"]))
     assert ReleaseStore(root).current_version() == "1.0.0"
+
+
+def test_hand_made_current_directory_is_not_overwritten(make_bundle, keys, tmp_path):
+    root = tmp_path / "box"
+    (root / "current").mkdir(parents=True)
+    (root / "current" / "notes.txt").write_text("installed by hand")
+    with pytest.raises(BundleRejected, match=r"current is a real directory or file, not a link"):
+        install(make_bundle("1.0.0"), root, keys)
+    assert (root / "current" / "notes.txt").read_text() == "installed by hand"
+    assert ReleaseStore(root).read_pending() is None
