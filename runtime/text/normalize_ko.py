@@ -64,4 +64,11 @@ def normalize(text: str) -> str:
     text = _COUNTER_RE.sub(lambda m: native(int(m.group(1))) + " ", text)
     text = _DECIMAL_RE.sub(lambda m: sino(int(m.group(1))) + " 점 " + "".join(SINO_DIGITS[int(c)] for c in m.group(2)),
                            text)
-    return _NUMBER_RE.sub(lambda m: sino(int(m.group(0))), text)
+    return _NUMBER_RE.sub(lambda m: _integer(m.group(0)), text)
+
+
+def _integer(text: str) -> str:
+    """Codes with a leading zero and numbers past 10^12 read digit by digit; the rest Sino-Korean."""
+    if (text.startswith("0") and len(text) > 1) or len(text) > 12:
+        return "".join(SINO_DIGITS[int(char)] for char in text)
+    return sino(int(text))

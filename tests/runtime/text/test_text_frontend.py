@@ -160,3 +160,11 @@ def test_normalize_en(text, expected):
 )
 def test_segment(text, lang, expected):
     assert segment(text, lang) == expected
+
+
+@pytest.mark.parametrize("lang", ["zh", "en", "ko", "yue"])
+def test_very_long_numbers_are_read_digit_by_digit(frontend, lang):
+    if lang == "yue":
+        pytest.importorskip("ToJyutping")
+    result = frontend.phonemize("1381234567813812345678", lang)
+    assert len(result) > 22
