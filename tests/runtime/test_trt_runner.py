@@ -168,3 +168,140 @@ def test_engine_build_and_run_match_onnxruntime(bundle):
         got = choice.runner.run({"spectrogram": spectrogram})["ge"]
         want = OrtRunner(graph, providers=["CPUExecutionProvider"]).run({"spectrogram": spectrogram})["ge"]
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+# --- the decode step: static capacity with kv_len masking (the TensorRT form) equals the ORT prefix form ---------
+
+LAYERS, WIDTH, VOCAB, CAPACITY = 2, 8, 16, 32
+
+
+def _decode_step_graph(path):
+    """Contract I/O of gpt_decode_step; rows >= kv_len of each cache are masked out, as in the real graph."""
+    rng = np.random.default_rng(5)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((VOCAB, WIDTH)).astype(np.float32), "emb"),
+        numpy_helper.from_array((rng.standard_normal((WIDTH, VOCAB)) / 4).astype(np.float32), "w_out"),
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array(1, np.int64), "one"),
+        numpy_helper.from_array(np.array([1], np.int64), "idx1"),
+        numpy_helper.from_array(np.array([1, WIDTH], np.int64), "row_shape"),
+        numpy_helper.from_array(np.array([1, 1, 1, WIDTH], np.int64), "kv_shape"),
+        numpy_helper.from_array(np.array([1, -1, 1], np.int64), "mask_shape"),
+        numpy_helper.from_array(np.array(0.01, np.float32), "pos_scale"),
+    ]
+    nodes = [
+        helper.make_node("Shape", ["k_cache_0"], ["cache_shape"]),
+        helper.make_node("Gather", ["cache_shape", "idx1"], ["cache_len_1"], axis=0),
+        helper.make_node("Squeeze", ["cache_len_1"], ["cache_len"]),
+        helper.make_node("Range", ["zero", "cache_len", "one"], ["rows"]),
+        helper.make_node("Less", ["rows", "kv_len"], ["valid"]),
+        helper.make_node("Cast", ["valid"], ["valid_f"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["valid_f", "mask_shape"], ["mask"]),
+        helper.make_node("Gather", ["emb", "token"], ["tok_emb"], axis=0),
+        helper.make_node("Reshape", ["tok_emb", "row_shape"], ["h0"]),
+        helper.make_node("Cast", ["audio_position"], ["pos_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["pos_f", "pos_scale"], ["pos_term"]),
+        helper.make_node("Add", ["h0", "pos_term"], ["h_pos"]),
+    ]
+    acc = "h_pos"
+    for i in range(LAYERS):
+        for kind in ("k", "v"):
+            nodes += [
+                helper.make_node("Mul", [f"{kind}_cache_{i}", "mask"], [f"{kind}{i}_masked"]),
+                helper.make_node("ReduceSum", [f"{kind}{i}_masked", "idx1"], [f"{kind}{i}_sum"], keepdims=0),
+                helper.make_node("Mul", [f"{kind}{i}_sum", "pos_scale"], [f"{kind}{i}_small"]),
+                helper.make_node("Add", [acc, f"{kind}{i}_small"], [f"acc_{kind}{i}"]),
+            ]
+            acc = f"acc_{kind}{i}"
+    nodes.append(helper.make_node("MatMul", [acc, "w_out"], ["logits"]))
+    rows_k, rows_v = [], []
+    for i in range(LAYERS):
+        inits.append(numpy_helper.from_array(np.array(float(i + 1), np.float32), f"layer_scale_{i}"))
+        nodes += [
+            helper.make_node("Mul", [acc, f"layer_scale_{i}"], [f"k_row_{i}"]),
+            helper.make_node("Sub", [acc, f"layer_scale_{i}"], [f"v_row_{i}"]),
+            helper.make_node("Reshape", [f"k_row_{i}", "kv_shape"], [f"k_row4_{i}"]),
+            helper.make_node("Reshape", [f"v_row_{i}", "kv_shape"], [f"v_row4_{i}"]),
+        ]
+        rows_k.append(f"k_row4_{i}")
+        rows_v.append(f"v_row4_{i}")
+    nodes += [helper.make_node("Concat", rows_k, ["k_new"], axis=0), helper.make_node("Concat", rows_v, ["v_new"], axis=0)]
+    inputs = [
+        helper.make_tensor_value_info("token", TensorProto.INT64, [1, 1]),
+        helper.make_tensor_value_info("audio_position", TensorProto.INT64, [1]),
+        helper.make_tensor_value_info("kv_len", TensorProto.INT64, [1]),
+    ] + [
+        helper.make_tensor_value_info(f"{kind}_cache_{i}", TensorProto.FLOAT, [1, "cache_len", WIDTH])
+        for i in range(LAYERS) for kind in ("k", "v")
+    ]
+    outputs = [
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, VOCAB]),
+        helper.make_tensor_value_info("k_new", TensorProto.FLOAT, [LAYERS, 1, 1, WIDTH]),
+        helper.make_tensor_value_info("v_new", TensorProto.FLOAT, [LAYERS, 1, 1, WIDTH]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "gpt_decode_step", inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _reference_tokens(runner, prefill_rows, steps, static):
+    """Greedy loop on host caches: ORT prefix form (static=False) or full-capacity form (static=True)."""
+    rng = np.random.default_rng(9)
+    k = [np.full((1, CAPACITY, WIDTH), 100.0, np.float32) for _ in range(LAYERS)]  # stale rows: must be masked
+    v = [np.full((1, CAPACITY, WIDTH), 50.0, np.float32) for _ in range(LAYERS)]
+    k_prefill = rng.standard_normal((LAYERS, 1, prefill_rows, WIDTH)).astype(np.float32)
+    v_prefill = rng.standard_normal((LAYERS, 1, prefill_rows, WIDTH)).astype(np.float32)
+    for i in range(LAYERS):
+        k[i][0, :prefill_rows], v[i][0, :prefill_rows] = k_prefill[i, 0], v_prefill[i, 0]
+    kv_len, token, tokens, all_logits = prefill_rows, 3, [], []
+    for step in range(steps):
+        rows = CAPACITY if static else kv_len
+        feed = {"token": np.array([[token]], np.int64), "audio_position": np.array([step], np.int64), "kv_len": np.array([kv_len], np.int64)}
+        for i in range(LAYERS):
+            feed[f"k_cache_{i}"], feed[f"v_cache_{i}"] = k[i][:, :rows], v[i][:, :rows]
+        out = runner.run(feed)
+        for i in range(LAYERS):
+            k[i][0, kv_len], v[i][0, kv_len] = out["k_new"][i, 0, 0], out["v_new"][i, 0, 0]
+        token = int(np.argmax(out["logits"]))
+        tokens.append(token)
+        all_logits.append(out["logits"])
+        kv_len += 1
+    return tokens, np.concatenate(all_logits), (k_prefill, v_prefill)
+
+
+def test_masked_full_capacity_step_equals_prefix_step_on_onnxruntime(tmp_path):
+    graph = _decode_step_graph(tmp_path / "gpt_decode_step.onnx")
+    runner = OrtRunner(graph, providers=["CPUExecutionProvider"])
+    prefix_tokens, prefix_logits, _ = _reference_tokens(runner, 5, 12, static=False)
+    static_tokens, static_logits, _ = _reference_tokens(runner, 5, 12, static=True)
+    assert prefix_tokens == static_tokens
+    np.testing.assert_allclose(prefix_logits, static_logits, rtol=1e-5, atol=1e-5)
+    from runtime.trt.readiness import check_graph_file
+
+    assert check_graph_file("gpt_decode_step", graph).ok
+
+
+@needs_gpu
+def test_trt_decode_step_keeps_the_cache_on_the_device_and_matches_onnxruntime(tmp_path):
+    from runtime.synth.trt_runner import KvLayout, TrtDecodeStep, TrtRunner
+    from runtime.trt.build import ShapeLimits, build_engine
+    from runtime.trt.engine_key import probe_platform
+
+    graph = _decode_step_graph(tmp_path / "gpt_decode_step.onnx")
+    engine = tmp_path / "gpt_decode_step.engine"
+    build_engine(graph, engine, "gpt_decode_step", "fp32", probe_platform(), limits=ShapeLimits(kv_capacity=CAPACITY))
+    want_tokens, want_logits, (k_prefill, v_prefill) = _reference_tokens(OrtRunner(graph, providers=["CPUExecutionProvider"]), 5, 12, static=False)
+
+    step = TrtDecodeStep(TrtRunner(engine), KvLayout(LAYERS, CAPACITY, WIDTH))
+    kv_len = step.load_prefill(k_prefill, v_prefill)
+    token, tokens, logits = 3, [], []
+    for position in range(12):  # steps 3.. replay the captured CUDA graph
+        out = step.step(token, position, kv_len)
+        token = int(np.argmax(out))
+        tokens.append(token)
+        logits.append(out.reshape(1, -1))
+        kv_len += 1
+    assert tokens == want_tokens
+    np.testing.assert_allclose(np.concatenate(logits), want_logits, rtol=1e-3, atol=1e-3)
