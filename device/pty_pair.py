@@ -1,8 +1,8 @@
 """`PtyPair`: two pseudo-terminals joined by a relay thread, what `socat pty pty` does, in pure Python.
 
 The simulator opens `amp_path`, the driver opens `host_path`. `cut()` silences the line both ways (a dead bus),
-`reconnect()` restores it, and `tamper` may rewrite the bytes going from the amplifier to the host (bad CRC,
-garbage). No hardware and no socat needed.
+`reconnect()` restores it, `tamper` may rewrite the bytes going from the amplifier to the host (bad CRC,
+garbage), and `trace` sees every relayed chunk with its sender. No hardware and no socat needed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class PtyPair:
         self.host_path = os.ttyname(self._host_slave)
         self.connected = True  # False: the line is cut, bytes vanish both ways
         self.tamper: Optional[Callable[[bytes], bytes]] = None  # rewrites amp → host bytes (bad CRC, garbage)
+        self.trace: Optional[Callable[[str, bytes], None]] = None  # sees ("host"|"amp", bytes) as relayed
         self._wake_r, self._wake_w = os.pipe()
         self._stop = False
         self._thread = threading.Thread(target=self._relay, name="pty-relay", daemon=True)
@@ -54,6 +55,8 @@ class PtyPair:
                     continue
                 if not data or not self.connected:
                     continue
+                if self.trace is not None:
+                    self.trace("amp" if fd == self._amp_master else "host", data)
                 if fd == self._amp_master:
                     if self.tamper is not None:
                         data = self.tamper(data)

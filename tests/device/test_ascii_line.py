@@ -130,3 +130,20 @@ def test_silent_simulator_times_out(ascii_amp, ascii_sim):
         ascii_amp.power_on()
     ascii_sim.silent = False
     ascii_amp.power_on()
+
+
+def test_inter_frame_gap_is_kept_between_lines(pty_pair, ascii_profile, ascii_sim):
+    import time
+
+    gap = 0.06
+    profile = dataclasses.replace(ascii_profile, timing=dataclasses.replace(ascii_profile.timing, inter_frame_gap_s=gap))
+    seen: list[tuple[str, float]] = []
+    pty_pair.trace = lambda sender, data: seen.append((sender, time.monotonic()))
+    amp = AsciiLineAmplifier(profile, pty_pair.host_path)
+    try:
+        amp.set_volume(20)  # VOL 20 → OK, VOL? → VOL 20
+    finally:
+        amp.close()
+    starts = [i for i, (sender, _) in enumerate(seen) if sender == "host" and (i == 0 or seen[i - 1][0] == "amp")]
+    assert len(starts) == 2
+    assert seen[starts[1]][1] - seen[starts[1] - 1][1] >= gap - 0.005

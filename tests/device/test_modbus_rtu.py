@@ -145,3 +145,21 @@ def test_write_multiple_registers_profile(pty_pair, modbus_profile, modbus_sim):
     finally:
         amp.close()
     assert [(w.function, w.value) for w in drain_queue(modbus_sim.writes)] == [("volume", 77), ("zones", 16)]
+
+
+def test_inter_frame_gap_is_kept_between_frames(pty_pair, modbus_profile, modbus_sim):
+    """With a 60 ms gap, each request starts at least 60 ms after the previous frame on the line ended."""
+    gap = 0.06
+    profile = dataclasses.replace(modbus_profile, timing=dataclasses.replace(FAST, inter_frame_gap_s=gap))
+    seen: list[tuple[str, float]] = []
+    pty_pair.trace = lambda sender, data: seen.append((sender, time.monotonic()))
+    amp = ModbusRtuAmplifier(profile, pty_pair.host_path)
+    try:
+        amp.set_volume(20)  # write + read-back: two requests
+        amp.mute()
+    finally:
+        amp.close()
+    requests = [i for i, (sender, _) in enumerate(seen) if sender == "host" and (i == 0 or seen[i - 1][0] == "amp")]
+    assert len(requests) == 4
+    for index in requests[1:]:
+        assert seen[index][1] - seen[index - 1][1] >= gap - 0.005  # the relay adds no delay of its own
