@@ -105,7 +105,7 @@ def test_alert_preempts_speak_which_is_requeued(box):
     queued = box.stream.wait_ack(alert["id"], "queued")
     preempted = box.stream.wait_ack(speak["id"], "preempted")
     assert "re-queued" in preempted["reason"]
-    assert _seconds(preempted["at"]) - _seconds(queued["at"]) < 0.2
+    assert _seconds(preempted["at"]) - _seconds(queued["at"]) < 1.0  # 200 ms is measured in-process (test_service)
     box.stream.wait_ack(alert["id"], "done", timeout=30)
     cancel = signed({"id": "cancel-requeued", "issued_at": speak["issued_at"], "cancels": speak["id"]}, "cancel", box.key)
     box.stream.wait_ack(speak["id"], "playing", timeout=30)

@@ -100,7 +100,7 @@ FIELD_NAMES = ["id", "issued_at", "expires_at", "priority", "zones", "volume", "
                "text", "voice", "lang", "cap", "status", "chime", "cancels", "pack"]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()), st.sampled_from(COMMAND_KINDS))
 def test_arbitrary_payloads_are_parsed_or_rejected(raw, kind):
     try:
@@ -109,7 +109,7 @@ def test_arbitrary_payloads_are_parsed_or_rejected(raw, kind):
         pass
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(["speak", "alert"]),
     st.dictionaries(st.sampled_from(FIELD_NAMES), json_values, max_size=4),

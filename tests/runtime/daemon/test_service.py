@@ -1,0 +1,127 @@
+"""The service in-process, with the MQTT side replaced by a recording publisher (the edge): local trigger,
+pre-emption within 200 ms, voice and status commands."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+
+import pytest
+
+from daemon_docs import alert_doc, payload, signed, speak_doc
+from runtime.daemon.config import config_from_dict
+from runtime.daemon.service import Service
+from runtime.daemon.topics import Topics
+from runtime.keys import generate_keypair, load_private_key
+
+BOX = "unit-box"
+TOPICS = Topics(BOX)
+
+
+class TimedSink:
+    """The true edge (no sound card): a null sink that remembers when playback was aborted."""
+
+    def __init__(self):
+        from device.sinks import NullSink
+
+        from runtime.daemon.wav_sink import PacedSink
+
+        self.aborted_at = None
+        self._inner = PacedSink(NullSink())
+
+    def open(self, rate):
+        self._inner.open(rate)
+
+    def write(self, samples):
+        self._inner.write(samples)
+
+    def drain(self):
+        self._inner.drain()
+
+    def abort(self):
+        self.aborted_at = time.monotonic()
+        self._inner.abort()
+
+    def close(self):
+        self._inner.close()
+
+
+class RecordingPublisher:
+    def __init__(self):
+        self.messages: "queue.Queue[tuple[str, dict, bool]]" = queue.Queue()
+        self.seen: list[tuple[str, dict, bool]] = []
+
+    def publish(self, topic, payload, *, retain=False):
+        self.messages.put((topic, json.loads(payload), retain))
+
+    def wait_ack(self, command_id, state, timeout=20.0):
+        return self.wait(lambda t, e: t == TOPICS.ack and e["id"] == command_id and e["state"] == state, timeout)
+
+    def wait(self, predicate, timeout=20.0):
+        for topic, event, _ in self.seen:
+            if predicate(topic, event):
+                return event
+        deadline = time.monotonic() + timeout
+        while True:
+            topic, event, retain = self.messages.get(timeout=max(0.001, deadline - time.monotonic()))
+            self.seen.append((topic, event, retain))
+            if predicate(topic, event):
+                return event
+
+
+@pytest.fixture
+def service(tmp_path):
+    private, _ = generate_keypair(tmp_path / "trusted", "op")
+    key = load_private_key(private)
+    private.rename(tmp_path / "op.key")
+    config = config_from_dict(
+        {
+            "box_id": BOX,
+            "store": {"path": str(tmp_path / "c.db")},
+            "security": {"trusted_keys_dir": str(tmp_path / "trusted")},
+            "playback": {"sample_rate_hz": 16000},
+            "audio": {"sink": "null", "realtime": True},
+            "telemetry": {"interval_s": 3600.0},
+            "standard_alerts": [{"name": "evacuate", "text": "Evacuate now.", "status": "Actual", "repeat": 1}],
+        }
+    )
+    publisher = RecordingPublisher()
+    sink = TimedSink()
+    running = Service(config, publisher=publisher, sink=sink)
+    running.sink = sink
+    running.start()
+    running.publisher, running.key = publisher, key
+    yield running
+    running.stop()
+
+
+def test_software_trigger_plays_a_standard_alert(service):
+    command_id = service.trigger.fire("evacuate")
+    for state in ("queued", "playing", "done"):
+        service.publisher.wait_ack(command_id, state)
+
+
+def test_alert_preempts_a_speak_within_200_ms(service):
+    speak = speak_doc("A long announcement about the weather and the state of the sea today. " * 3)
+    service.handle_message(TOPICS.command("speak"), payload(speak))
+    service.publisher.wait_ack(speak["id"], "playing")
+    alert = signed(alert_doc("Fire on deck three.", priority=240), "alert", service.key)
+    started = time.monotonic()
+    service.handle_message(TOPICS.command("alert"), payload(alert))
+    service.publisher.wait_ack(speak["id"], "preempted")
+    assert service.sink.aborted_at - started < 0.2
+    service.publisher.wait_ack(alert["id"], "playing")
+
+
+def test_status_and_voice_commands(service):
+    now = speak_doc()["issued_at"]
+    service.handle_message(TOPICS.command("status"), payload({"id": "s-1", "issued_at": now}))
+    service.publisher.wait_ack("s-1", "done")
+    status = service.publisher.wait(lambda t, e: t == TOPICS.status and e["state"] == "online")
+    assert status["voice"] == "fallback" and status["standard_alerts"] == ["evacuate"]
+    voice = signed({"id": "v-1", "issued_at": now, "pack": "/nonexistent/pack.svvoice"}, "voice", service.key)
+    service.handle_message(TOPICS.command("voice"), payload(voice))
+    event = service.publisher.wait(lambda t, e: t == TOPICS.ack and e["id"] == "v-1")
+    assert event["state"] in ("failed", "rejected") and event["reason"]
