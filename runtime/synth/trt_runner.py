@@ -12,13 +12,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from runtime.errors import SynthesisError
 from runtime.synth.runner import GraphRunner, OrtRunner
-from runtime.trt.engine_key import EngineKeyError, PlatformInfo, check_engine, file_sha256, probe_platform
+from runtime.trt.engine_key import EngineKeyError, PlatformInfo, check_engine, file_sha256, probe_platform, read_key
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ class TrtRunner:
         self._buffers: dict[str, _DeviceBuffer] = {}
         self.backend = f"tensorrt:{self._trt.__version__}"
         _LOGGER.info("graph loaded file=%s backend=%s inputs=%d outputs=%d", self.path.name, self.backend, len(self.input_names), len(self.output_names))
+
+    def device_ptr(self, name: str) -> int:
+        """Device address of an I/O tensor's buffer (after it has been bound)."""
+        return self._buffers[name].ptr
 
     def buffer(self, name: str, nbytes: int) -> _DeviceBuffer:
         buf = self._buffers.get(name)
@@ -226,12 +230,12 @@ class TrtDecodeStep:
             host.fill(value)
             cuda.memcpy_htod_async(buf.ptr, host, stream)
         self._launch()
-        k_new, v_new = self.runner._buffers["k_new"], self.runner._buffers["v_new"]
+        k_new, v_new = self.runner.device_ptr("k_new"), self.runner.device_ptr("v_new")
+        offset = kv_len * self.row_bytes
         for i in range(self.layout.n_layers):
-            offset = kv_len * self.row_bytes
-            cuda.memcpy_dtod_async(self.caches[f"k_cache_{i}"].ptr + offset, k_new.ptr + i * self.row_bytes, self.row_bytes, stream)
-            cuda.memcpy_dtod_async(self.caches[f"v_cache_{i}"].ptr + offset, v_new.ptr + i * self.row_bytes, self.row_bytes, stream)
-        cuda.memcpy_dtoh_async(self._logits_host, self.runner._buffers["logits"].ptr, stream)
+            cuda.memcpy_dtod_async(self.caches[f"k_cache_{i}"].ptr + offset, k_new + i * self.row_bytes, self.row_bytes, stream)
+            cuda.memcpy_dtod_async(self.caches[f"v_cache_{i}"].ptr + offset, v_new + i * self.row_bytes, self.row_bytes, stream)
+        cuda.memcpy_dtoh_async(self._logits_host, self.runner.device_ptr("logits"), stream)
         stream.synchronize()
         return np.array(self._logits_host)
 
@@ -293,3 +297,35 @@ def select_runner(
         return _ort_fallback(graph_path, providers, reason)
     _LOGGER.info("backend graph=%s backend=%s engine=%s", name, runner.backend, engine_path.name)
     return RunnerChoice(runner, runner.backend, "")
+
+
+def select_decode_step(
+    graph_path: str | os.PathLike,
+    engines_dir: Optional[str | os.PathLike],
+    *,
+    n_layer: int,
+    d_model: int,
+    capacity: int,
+    providers: Optional[Sequence[str]] = None,
+    platform: Optional[PlatformInfo] = None,
+) -> tuple[Union[GraphRunner, TrtDecodeStep], str]:
+    """The decode step for `GptDecoder`: a device-resident `TrtDecodeStep` (a KvStep) when a matching engine loads,
+    else the ONNX Runtime `GraphRunner` (GptDecoder wraps it in a host KV cache). Returns (step, backend).
+
+    The engine's cache capacity is fixed at build time; it is read from the engine key and logged when it differs
+    from `capacity` (the bundle's gpt.kv_capacity).
+    """
+    choice = select_runner(graph_path, engines_dir, graph_name="gpt_decode_step", providers=providers, platform=platform)
+    if not isinstance(choice.runner, TrtRunner):
+        return choice.runner, choice.backend
+    engine_capacity = capacity
+    try:
+        profile = read_key(choice.runner.path).profiles.get("k_cache_0")
+        if profile:
+            engine_capacity = int(profile[0][1])
+    except EngineKeyError:
+        pass  # select_runner has just read this key; keep the bundle's capacity
+    if engine_capacity != capacity:
+        _LOGGER.warning("decode engine capacity=%d differs from the bundle's kv_capacity=%d; using the engine's", engine_capacity, capacity)
+    step = TrtDecodeStep(choice.runner, KvLayout(n_layer, engine_capacity, d_model))
+    return step, choice.backend

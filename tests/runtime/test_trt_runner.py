@@ -305,3 +305,11 @@ def test_trt_decode_step_keeps_the_cache_on_the_device_and_matches_onnxruntime(t
         kv_len += 1
     assert tokens == want_tokens
     np.testing.assert_allclose(np.concatenate(logits), want_logits, rtol=1e-3, atol=1e-3)
+
+
+def test_select_decode_step_falls_back_to_an_onnxruntime_runner(tmp_path):
+    from runtime.synth.trt_runner import select_decode_step
+
+    graph = _decode_step_graph(tmp_path / "gpt_decode_step.onnx")
+    step, backend = select_decode_step(graph, tmp_path / "engines", n_layer=LAYERS, d_model=WIDTH, capacity=CAPACITY, platform=ORIN)
+    assert isinstance(step, OrtRunner) and backend.startswith("onnxruntime:")
