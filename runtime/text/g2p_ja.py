@@ -4,7 +4,8 @@ Needs `pyopenjtalk-plus` (its wheel bundles the OpenJTalk dictionary, so nothing
 chars: phones from the labels' current-phone field (unvoiced vowels written lower-case), "_" for a pause,
 "[" at an accent rise, "]" after the accent nucleus, "#" at an accent-phrase border (not a v2 symbol, so it
 becomes UNK exactly as in the official frontend); utterance start/end markers are dropped. Marks between runs
-map to the v2 marks; other marks become UNK; spaces vanish. Numbers are read by OpenJTalk itself.
+map to the v2 marks; other marks become UNK; spaces vanish. OpenJTalk reads numbers; normalize_ja adds times,
+temperatures, units and phone numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from typing import Final
 
 from runtime.errors import FrontendError
+from runtime.text import normalize_ja
 from runtime.text.symbols import PUNCTUATION
 
 _LOGGER = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class JapaneseG2p:
 
     def phonemize(self, text: str) -> tuple[list[str], list[int], str]:
         jtalk = self._load()
-        norm = _REPEATED_MARKS_RE.sub(r"\1", text.replace("％", "パーセント").replace("%", "パーセント"))
+        norm = _REPEATED_MARKS_RE.sub(r"\1", normalize_ja.normalize(text))
         lowered = norm.lower()
         runs = _MARK_RE.split(lowered)
         marks = _MARK_RE.findall(lowered)

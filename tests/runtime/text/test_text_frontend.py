@@ -168,3 +168,39 @@ def test_very_long_numbers_are_read_digit_by_digit(frontend, lang):
         pytest.importorskip("ToJyutping")
     result = frontend.phonemize("1381234567813812345678", lang)
     assert len(result) > 22
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("出発は15:30です", "出発は15時30分です"),
+        ("10:00に開始", "10時に開始"),
+        ("気温は-3°Cです", "気温はマイナス3度です"),
+        ("時速300km/h", "時速300キロメートル毎時"),
+        ("03-1234-5678まで", "ゼロサンのイチニーサンヨンのゴーロクナナハチまで"),
+        ("40%", "40パーセント"),
+    ],
+)
+def test_normalize_ja(text, expected):
+    from runtime.text import normalize_ja
+
+    assert normalize_ja.normalize(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("15:30", "열다섯 시 삼십 분"),
+        ("사과 3개", "사과 세 개"),
+        ("2024", "이천이십사"),
+        ("10000", "만"),
+        ("3.5", "삼 점 오"),
+        ("02-123-4567", "공이 일이삼 사오육칠"),
+        ("25°C", "이십오 도"),
+        ("007", "영영칠"),
+    ],
+)
+def test_normalize_ko(text, expected):
+    from runtime.text import normalize_ko
+
+    assert normalize_ko.normalize(text) == expected
