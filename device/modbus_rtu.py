@@ -118,10 +118,11 @@ class ModbusRtuAmplifier:
             muted = self._read_switch("mute", self._map.mute, default=False)
             emergency = self._read_switch("emergency", self._map.emergency, default=False)
             volume = self._map.volume
-            volume_pct = raw_to_volume(self._read(volume.table, volume.address, "volume"), volume.raw_min, volume.raw_max)
+            raw_volume = self._read(volume.table, volume.address, "volume")
+            volume_pct = raw_to_volume(raw_volume, volume.raw_min, volume.raw_max)
             zones: tuple[int, ...] = ()
-            if self._map.zones is not None:
-                zones = mask_to_zones(self._read(self._map.zones.table, self._map.zones.address, "zones"), self._map.zones.count)
+            if (zone_point := self._map.zones) is not None:
+                zones = mask_to_zones(self._read(zone_point.table, zone_point.address, "zones"), zone_point.count)
             faults: tuple[str, ...] = ()
             if (fault_point := self._map.faults) is not None:
                 word = self._read(fault_point.table, fault_point.address, "faults")

@@ -7,8 +7,9 @@ Around one playback the amplifier gets, in this order:
 and `standby` after `idle_standby_s` without playback. A background thread polls `read_state` every
 `fault_poll_interval_s` and turns changes into `DeviceEvent`s: new faults, recoveries, the amplifier going silent and
 coming back. A failing amplifier step is reported (`amp_error`) and, with `play_without_amplifier`, the audio still
-plays (the remaining amplifier steps are skipped so a dead bus costs one timeout, not five). Nothing here waits
-without a bound: every amplifier call ends within the profile's timeout × tries, and `cancel` aborts the sink at once.
+plays. The remaining set-up steps are skipped, so a dead bus costs two timeout budgets (set-up, then the final
+mute), not six. Nothing here waits without a bound: every amplifier call ends within the profile's timeout × tries,
+and `cancel` aborts the sink at once.
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ class PlaybackSequencer:
         with `.samples` and `.sample_rate_hz` (runtime's `AudioChunk`; the first chunk's rate opens the sink).
         `zones=None` uses `config.default_zones` (empty: leave routing alone); `volume_pct=None` uses
         `config.default_volume_pct`; `emergency=True` raises the volume to at least `config.emergency_volume_pct`
-        and turns on the amplifier's emergency/priority mode. Setting `cancel` (or calling `preempt()`) aborts the sink within ~10 ms and mutes.
+        and turns on the amplifier's emergency/priority mode. Setting `cancel` (or calling `preempt()`) aborts the
+        sink within ~10 ms and mutes.
         Raises `AmplifierFault` only when `play_without_amplifier` is off; raises `AudioSinkError` from the sink.
         """
         cancel = cancel if cancel is not None else threading.Event()
@@ -287,8 +289,8 @@ class PlaybackSequencer:
 
     def _finish(self, emergency: bool, errors: list) -> None:
         try:
-            self._run_step("mute", self.amplifier.mute, errors)
-            if emergency or self._emergency_on:
+            muted = self._run_step("mute", self.amplifier.mute, errors)
+            if muted and (emergency or self._emergency_on):  # not muted: the bus is down, the next playback resets it
                 self._run_step("set_emergency", lambda: self._set_emergency(False), errors)
         except AmplifierFault:
             pass  # already reported by _run_step; the playback's own outcome matters more here

@@ -133,8 +133,10 @@ class ModbusAmplifierSim:
         highest = {TABLE_COIL: 0, TABLE_DISCRETE: 0, TABLE_HOLDING: 0, TABLE_INPUT: 0}
         for table, address in self._points.values():
             highest[table] = max(highest[table], address)
-        bits = [SimData(0, values=[False] * (highest[t] + 1), datatype=DataType.BITS) for t in (TABLE_COIL, TABLE_DISCRETE)]
-        regs = [SimData(0, values=[0] * (highest[t] + 1), datatype=DataType.REGISTERS) for t in (TABLE_HOLDING, TABLE_INPUT)]
+        bits = [SimData(0, values=[False] * (highest[t] + 1), datatype=DataType.BITS)
+                for t in (TABLE_COIL, TABLE_DISCRETE)]
+        regs = [SimData(0, values=[0] * (highest[t] + 1), datatype=DataType.REGISTERS)
+                for t in (TABLE_HOLDING, TABLE_INPUT)]
         return SimDevice(
             id=self.profile.modbus.device_id,
             simdata=([bits[0]], [bits[1]], [regs[0]], [regs[1]]),
