@@ -87,11 +87,12 @@ def test_standby_after_the_idle_timeout(modbus_amp, modbus_sim, events):
     assert writes(modbus_sim)[-1] == ("power", 0)
 
 
-def test_dead_bus_is_reported_and_audio_still_plays(modbus_amp, pty_pair, events):
+@pytest.mark.parametrize("emergency", [False, True])
+def test_dead_bus_is_reported_and_audio_still_plays(modbus_amp, pty_pair, events, emergency):
     pty_pair.cut()
     sink = NullSink()
     with PlaybackSequencer(modbus_amp, sink, QUIET, on_event=events.put) as sequencer:
-        result = sequencer.play(iter(tone()), volume_pct=50)
+        result = sequencer.play(iter(tone()), volume_pct=50, emergency=emergency)
     assert result.completed and sink.samples_written == sum(c.size for c in tone())
     assert [e.split(":")[0] for e in result.amp_errors] == ["power_on", "mute"]  # the rest skipped, mute still tried
     reported = drain_queue(events)
