@@ -163,3 +163,33 @@ def test_inter_frame_gap_is_kept_between_frames(pty_pair, modbus_profile, modbus
     assert len(requests) == 4
     for index in requests[1:]:
         assert seen[index][1] - seen[index - 1][1] >= gap - 0.005  # the relay adds no delay of its own
+
+
+@pytest.mark.skipif(not __import__("shutil").which("socat"), reason="socat is not installed")
+def test_over_a_socat_pty_pair(tmp_path, modbus_profile):
+    """The same driver and server over socat's ptys (what a technician uses on the bench)."""
+    import subprocess
+
+    from device.sim import ModbusAmplifierSim
+
+    amp_end, host_end = tmp_path / "ttyAMP", tmp_path / "ttyHOST"
+    socat = subprocess.Popen(
+        ["socat", "-d", "-d", f"pty,raw,echo=0,link={amp_end}", f"pty,raw,echo=0,link={host_end}"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in socat.stderr:  # socat logs each pty it created; the second means both links exist
+            if "starting data transfer loop" in line:
+                break
+        with ModbusAmplifierSim(modbus_profile, str(amp_end)) as sim:
+            amp = ModbusRtuAmplifier(modbus_profile, str(host_end))
+            try:
+                amp.power_on()
+                amp.set_volume(66)
+                assert amp.read_state().volume_pct == 66
+            finally:
+                amp.close()
+            assert [w.function for w in drain_queue(sim.writes)] == ["power", "volume"]
+    finally:
+        socat.terminate()
+        socat.wait(timeout=5)
