@@ -10,17 +10,34 @@ from pathlib import Path
 
 from runtime.daemon.config import config_from_dict
 from runtime.daemon.envelope import format_time
-from runtime.daemon.local_broker import LocalBroker
 from runtime.daemon.signatures import sign_document
 from runtime.daemon.topics import Topics
-from runtime.errors import SkyvoiceError
+from runtime.daemon.local_broker import LocalBroker
+from runtime.daemon.mini_broker import MiniBroker
+from runtime.errors import ConfigError, SkyvoiceError
 from runtime.keys import generate_keypair, load_private_key
 
 BOX_ID = "demo-box"
 FINAL_STATES = ("done", "failed", "rejected", "expired", "cancelled", "duplicate")
 
 
-def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0) -> int:
+def start_broker(work_dir: Path, choice: str):
+    """mosquitto when installed (or asked for), else the embedded minimal broker."""
+    if choice == "mosquitto" or choice == "auto":
+        try:
+            broker = LocalBroker(work_dir).start()
+            print(f"broker: mosquitto on 127.0.0.1:{broker.port}")
+            return broker
+        except ConfigError as exc:
+            if choice == "mosquitto":
+                raise
+            print(f"broker: {exc}; using the embedded minimal broker instead")
+    broker = MiniBroker().start()
+    print(f"broker: embedded minimal broker on 127.0.0.1:{broker.port}")
+    return broker
+
+
+def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0, broker_choice: str = "auto") -> int:
     from runtime.daemon.mqtt_link import OperatorClient
     from runtime.daemon.service import Service
 
@@ -29,8 +46,7 @@ def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0) ->
         out_wav_path.unlink()
     with tempfile.TemporaryDirectory(prefix="skyvoice-demo-") as work:
         work_dir = Path(work)
-        broker = LocalBroker(work_dir).start()
-        print(f"broker: mosquitto on 127.0.0.1:{broker.port}")
+        broker = start_broker(work_dir, broker_choice)
         private_path, _ = generate_keypair(work_dir / "trusted", "operator")
         operator_key = load_private_key(private_path)
         private_path.rename(work_dir / "operator.key")  # the box trusts only the .pub
