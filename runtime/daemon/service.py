@@ -152,9 +152,6 @@ class Service:
         self.outputs.close()
         self.store.close()
 
-    def wait(self, stop: threading.Event) -> None:
-        stop.wait()
-
     # the MQTT callback path: validate, store, ack -------------------------------------------------------------------
 
     def handle_message(self, topic: str, payload: bytes) -> None:

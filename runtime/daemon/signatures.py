@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -94,7 +94,3 @@ class SignaturePolicy:
         if age < -self.clock_skew_s:
             raise CommandRejected(f"bad time: alert issued {-age:.0f} s in the future; check the sender's clock")
 
-
-def empty_policy(replay_window_s: float = 300.0, actual_requires_two: bool = False, clock: Optional[Callable[[], float]] = None) -> SignaturePolicy:
-    """A policy trusting nobody (every alert rejected): the safe default when no key directory is configured."""
-    return SignaturePolicy(TrustStore({}), replay_window_s, actual_requires_two=actual_requires_two, clock=clock or time.time)
