@@ -103,10 +103,9 @@ def write_sovits_checkpoint(
     return path
 
 
-def write_test_reference_wav(path: str | os.PathLike, seconds: float = 4.0, sample_rate_hz: int = 32000, seed: int = 0) -> Path:
-    """A voiced-sounding reference: a few harmonics with vibrato and a syllable envelope, plus a little noise."""
+def synthetic_voice(seconds: float = 4.0, sample_rate_hz: int = 32000, seed: int = 0):
+    """A voiced-sounding signal: a few harmonics with vibrato and a syllable envelope, plus a little noise; peak 0.8."""
     import numpy as np
-    import soundfile as sf
 
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sample_rate_hz)) / sample_rate_hz
@@ -115,9 +114,16 @@ def write_test_reference_wav(path: str | os.PathLike, seconds: float = 4.0, samp
     voice = sum(np.sin(k * phase) / k for k in range(1, 8))
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t) ** 2
     audio = 0.25 * voice * envelope + 0.01 * rng.standard_normal(t.size)
+    return (audio / np.abs(audio).max() * 0.8).astype(np.float32)
+
+
+def write_test_reference_wav(path: str | os.PathLike, seconds: float = 4.0, sample_rate_hz: int = 32000, seed: int = 0) -> Path:
+    """`synthetic_voice` as a 16-bit WAV file (a stand-in reference recording for tests)."""
+    import soundfile as sf
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (audio / np.abs(audio).max() * 0.8).astype(np.float32), sample_rate_hz, subtype="PCM_16")
+    sf.write(path, synthetic_voice(seconds, sample_rate_hz, seed), sample_rate_hz, subtype="PCM_16")
     return path
 
 

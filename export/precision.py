@@ -1,0 +1,200 @@
+"""`--precision fp16|int8|auto`: calibrate on real data run through the model, measure fidelity, pick per graph.
+
+Calibration data is what the box will actually see: the calibration texts (configs/calibration/, or `--calib FILE`)
+are phonemized by the runtime frontend and run through the bundle's own FP32 graphs with the runtime decode loop.
+The prompt is bootstrapped from the GPT itself and the speaker vector comes from the reference encoder on a synthetic
+voiced signal (the build has no voices yet). Recorded per graph: prefill feeds, decode-step feeds at several steps,
+decoder feeds. Every 4th text is held out for the fidelity gate and never sets an INT8 range.
+
+Only the three graphs the box runs are lowered (gpt_prefill, gpt_decode_step, sovits_decoder); the reference and
+prompt encoders run once per voice enrollment and stay FP32. For the decode step on CPU, dynamic INT8 is a candidate
+too and is kept only where it is measured faster than FP32 (`export.quantize.fastest_variant`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Final, Mapping, Sequence
+
+import numpy as np
+
+from export.errors import ExportError
+from export.fidelity import FidelityResult, fp32_result, gate, measure_fidelity
+from export.quantize import KEEP_FLOAT, fastest_variant, load_calibration_texts, quantize_graph, split_calibration
+
+_LOGGER = logging.getLogger(__name__)
+
+LOWERED_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step", "sovits_decoder")
+CALIBRATION_TOKENS: Final = 40  # GPT steps per calibration text (enough to cover early and later positions)
+DECODE_STEPS_RECORDED: Final = (0, 5, 12, 25, 39)
+BOOTSTRAP_PROMPT_TOKENS: Final = 60
+MAX_TEXTS_PER_LANGUAGE: Final = 12
+
+
+class _QuietQuantizerAdvice(logging.Filter):
+    """onnxruntime.quantization logs generic pre-processing advice on the root logger at warning level for every graph."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage() and "pre-processing" not in str(record.msg)
+
+
+class _RecordingRunner:
+    """Wraps a decode-step runner and keeps a copy of the inputs at chosen steps (the calibration feeds)."""
+
+    def __init__(self, runner, steps: Sequence[int]) -> None:
+        self.runner = runner
+        self.input_names, self.output_names, self.backend = runner.input_names, runner.output_names, runner.backend
+        self.steps = set(steps)
+        self.count = 0
+        self.feeds: list[dict[str, np.ndarray]] = []
+
+    def run(self, inputs, outputs=None):
+        if self.count in self.steps:
+            self.feeds.append({k: np.array(v, copy=True) for k, v in inputs.items()})
+        self.count += 1
+        return self.runner.run(inputs, outputs)
+
+
+def _texts(config) -> list[tuple[str, str]]:
+    from runtime.errors import FrontendError
+    from runtime.text.frontend import TextFrontend
+
+    frontend = TextFrontend()
+    found = load_calibration_texts(path=config.calibration_path) if config.calibration_path else None
+    if found is None:
+        found = {}
+        for lang in ("zh", "en", "ja", "ko", "yue"):
+            try:
+                found.update(load_calibration_texts((lang,)))
+            except ExportError:
+                continue
+    phonemized = []
+    for lang, texts in found.items():
+        for text in texts[:MAX_TEXTS_PER_LANGUAGE]:
+            try:
+                phonemized.append((lang, list(frontend.phonemize(text, lang).ids)))
+            except FrontendError as exc:  # a language this box's frontend lacks: calibrate on the others
+                _LOGGER.info("calibration text skipped lang=%s reason=%s", lang, exc)
+    if len(phonemized) < 4:
+        raise ExportError("fewer than 4 calibration texts could be phonemized; give more with --calib FILE (lang<TAB>text lines)")
+    return phonemized
+
+
+def collect_feeds(staging: Path, graphs: Mapping[str, dict], config) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Run the FP32 graphs on the calibration texts; return feeds per lowered graph."""
+    from export.testing import synthetic_voice
+    from runtime.synth.gpt_loop import BERT_DIM, GptDecoder
+    from runtime.synth.runner import OrtRunner
+    from runtime.synth.spectrogram import reference_spectrogram
+    from runtime.synth.synthesizer import SynthesisOptions
+
+    runners = {name: OrtRunner(staging / graphs[name]["file"], providers=["CPUExecutionProvider"]) for name in graphs}
+    recorder = _RecordingRunner(runners["gpt_decode_step"], DECODE_STEPS_RECORDED)
+    import onnx
+
+    decode_inputs = {i.name: i for i in onnx.load(str(staging / graphs["gpt_decode_step"]["file"]), load_external_data=False).graph.input}
+    n_layer = sum(1 for name in decode_inputs if name.startswith("k_cache_"))
+    d_model = decode_inputs["k_cache_0"].type.tensor_type.shape.dim[2].dim_value
+    capacity = 64 + BOOTSTRAP_PROMPT_TOKENS + CALIBRATION_TOKENS + 400
+    gpt = GptDecoder(runners["gpt_prefill"], recorder, n_layer=n_layer, d_model=d_model, capacity=capacity)
+    texts = _texts(config)
+    rng = np.random.default_rng(config.seed)
+
+    def run_gpt(phones: list[int], prompt: np.ndarray, tokens: int) -> list[int]:
+        options = SynthesisOptions(seed=int(rng.integers(1 << 30)), max_tokens=tokens)
+        bert = np.zeros((len(phones), BERT_DIM), dtype=np.float32)
+        return gpt.generate_all(np.asarray(phones, dtype=np.int64), bert, prompt, options)
+
+    prompt_phones = texts[0][1]
+    prompt = np.asarray(run_gpt(prompt_phones, np.zeros(1, dtype=np.int64), BOOTSTRAP_PROMPT_TOKENS) or [0], dtype=np.int64)
+    spectrogram = reference_spectrogram(synthetic_voice(4.0, 32000, config.seed))[None].astype(np.float32)
+    ge = runners["ref_encoder"].run({"spectrogram": spectrogram})["ge"]
+    channels = next(i.shape[1] for i in runners["sovits_decoder"].session.get_inputs() if i.name == "noise")
+    feeds: dict[str, list] = {"gpt_prefill": [], "gpt_decode_step": [], "sovits_decoder": []}
+    for index, (lang, phones) in enumerate(texts):
+        all_phones = prompt_phones + phones
+        feeds["gpt_prefill"].append({
+            "phones": np.asarray([all_phones], dtype=np.int64),
+            "bert_features": np.zeros((1, len(all_phones), BERT_DIM), dtype=np.float32),
+            "prompt_tokens": prompt[None],
+        })
+        recorder.count = 0
+        tokens = run_gpt(all_phones, prompt, CALIBRATION_TOKENS) or [0]
+        frames = 2 * len(tokens)
+        feeds["sovits_decoder"].append({
+            "semantic_tokens": np.asarray([tokens], dtype=np.int64),
+            "phones": np.asarray([phones], dtype=np.int64),
+            "ge": ge,
+            "noise": rng.standard_normal((1, int(channels), frames)).astype(np.float32),
+            "noise_scale": np.array([0.5], dtype=np.float32),
+            "speed": np.array([1.0], dtype=np.float32),
+        })
+    feeds["gpt_decode_step"] = recorder.feeds
+    _LOGGER.info("calibration feeds %s", " ".join(f"{k}={len(v)}" for k, v in feeds.items()))
+    return feeds
+
+
+def _candidates(graph: str, precision: str) -> list[str]:
+    if precision == "fp16":
+        return ["fp16"]
+    modes = ["int8"] + (["int8_dynamic"] if graph == "gpt_decode_step" else [])
+    return modes + (["fp16"] if precision == "auto" else [])
+
+
+def apply_precision(staging: Path, graphs: dict[str, dict], gpt, sovits, config, progress) -> None:
+    """Lower the runtime graphs in place in `staging` per `config.precision`; record fidelity in graphs + fidelity.json."""
+    quiet = _QuietQuantizerAdvice()
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.addFilter(quiet)
+    try:
+        _apply_precision(staging, graphs, config, progress)
+    finally:
+        for handler in root.handlers:
+            handler.removeFilter(quiet)
+
+
+def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -> None:
+    feeds = collect_feeds(staging, graphs, config)
+    results: list[FidelityResult] = []
+    variants: dict[str, dict[str, Path]] = {}
+    for graph in LOWERED_GRAPHS:
+        fp32_path = staging / graphs[graph]["file"]
+        calibration, held_out = split_calibration(feeds[graph])
+        if not held_out:
+            held_out = calibration[-1:]
+        results.append(fp32_result(graph, fp32_path))
+        variants[graph] = {"fp32": fp32_path}
+        for mode in _candidates(graph, config.precision):
+            progress.step(f"{graph}: {mode} variant")
+            out = fp32_path.with_name(f"{fp32_path.stem}.{mode}.onnx")
+            quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()))
+            results.append(measure_fidelity(graph, fp32_path, out, mode, held_out))
+            variants[graph][mode] = out
+    report = gate(results)
+    for graph in LOWERED_GRAPHS:
+        chosen = report.chosen.get(graph, "fp32")
+        if config.precision in ("int8", "fp16") and chosen == "fp32":
+            forced = config.precision if config.precision in variants[graph] else "int8"
+            _LOGGER.warning("fidelity gate failed graph=%s precision=%s; shipping it because --precision %s was asked", graph, forced, config.precision)
+            chosen = forced
+        if graph == "gpt_decode_step" and chosen in ("int8", "int8_dynamic") and "int8_dynamic" in variants[graph]:
+            passing = {r.precision for r in results if r.graph == graph and r.passed} | {"fp32"}
+            timed = {m: p for m, p in variants[graph].items() if m in passing and m in ("fp32", "int8", "int8_dynamic")}
+            fastest, timings = fastest_variant(timed, feeds[graph][:3])
+            progress.step("gpt_decode_step CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
+            if fastest != "fp32" or config.precision == "auto":
+                chosen = fastest
+        target = staging / graphs[graph]["file"]
+        if chosen != "fp32":
+            os.replace(variants[graph][chosen], target)
+        for mode, path in variants[graph].items():
+            if mode not in ("fp32", chosen) and path.exists():
+                path.unlink()
+        graphs[graph]["precision"] = chosen
+        graphs[graph]["fidelity"] = next(r.to_dict() for r in results if r.graph == graph and r.precision == chosen)
+    report = type(report)(report.results, {g: graphs[g]["precision"] for g in LOWERED_GRAPHS}, report.thresholds)
+    report.write(staging / "fidelity.json")
+    progress.step("fidelity (vs FP32):\n" + report.format_table())
