@@ -193,3 +193,13 @@ def test_over_a_socat_pty_pair(tmp_path, modbus_profile):
     finally:
         socat.terminate()
         socat.wait(timeout=5)
+
+
+def test_a_lost_reply_is_retried_and_succeeds(modbus_amp, modbus_sim, pty_pair):
+    """The first answer is lost on the line: the driver times out once, asks again, and the write completes."""
+    host_frames = []
+    pty_pair.trace = lambda sender, data: host_frames.append(data) if sender == "host" else None
+    pty_pair.tamper = lambda data: b"" if len(host_frames) == 1 else data  # swallow the reply to the first request
+    modbus_amp.set_volume(48)
+    assert host_frames[0] == host_frames[1], "the same request was sent twice"
+    assert [(w.function, w.value) for w in drain_queue(modbus_sim.writes)] == [("volume", 48), ("volume", 48)]
