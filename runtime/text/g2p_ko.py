@@ -3,8 +3,8 @@
 The official frontend runs g2pk2 (which downloads NLTK's cmudict at import and needs MeCab), then decomposes
 syllables into compatibility jamo, splits compound vowels (ㅘ -> ㅗㅏ, ㅑ -> ㅣㅏ ...), writes a space as 空 and
 anything else outside the table as 停. We do the same decomposition, and instead of g2pk2 apply the regular
-phonological rules ourselves: liaison, coda neutralisation and cluster simplification, nasalisation, liquidisation,
-ㅎ aspiration and deletion, and tensing after obstruents. Morphology-dependent rules (ㄴ insertion, 의 variants,
+phonological rules ourselves: liaison (with palatalisation, 같이 -> 가치), coda neutralisation and cluster
+simplification, nasalisation, liquidisation, ㅎ aspiration and deletion, and tensing after obstruents. Morphology-dependent rules (ㄴ insertion, 의 variants,
 tensing after modifiers) are not applied.
 """
 
@@ -24,11 +24,16 @@ VOWEL_SPLIT: Final = {
     "ㅘ": "ㅗㅏ", "ㅙ": "ㅗㅐ", "ㅚ": "ㅗㅣ", "ㅝ": "ㅜㅓ", "ㅞ": "ㅜㅔ", "ㅟ": "ㅜㅣ", "ㅢ": "ㅡㅣ", "ㅑ": "ㅣㅏ",
     "ㅒ": "ㅣㅐ", "ㅕ": "ㅣㅓ", "ㅖ": "ㅣㅔ", "ㅛ": "ㅣㅗ", "ㅠ": "ㅣㅜ",
 }
-# Cluster codas: (kept before a consonant, the part that moves to an empty onset).
-CLUSTERS: Final = {
-    "ㄳ": ("ㄱ", "ㅅ"), "ㄵ": ("ㄴ", "ㅈ"), "ㄶ": ("ㄴ", "ㅎ"), "ㄺ": ("ㄱ", "ㄱ"), "ㄻ": ("ㅁ", "ㅁ"), "ㄼ": ("ㄹ", "ㅂ"),
-    "ㄽ": ("ㄹ", "ㅅ"), "ㄾ": ("ㄹ", "ㅌ"), "ㄿ": ("ㅂ", "ㅍ"), "ㅀ": ("ㄹ", "ㅎ"), "ㅄ": ("ㅂ", "ㅅ"),
+# Cluster codas: the jamo kept before a consonant, and (stays, moves) when the next syllable has no onset.
+CLUSTER_BEFORE_CONSONANT: Final = {
+    "ㄳ": "ㄱ", "ㄵ": "ㄴ", "ㄶ": "ㄴ", "ㄺ": "ㄱ", "ㄻ": "ㅁ", "ㄼ": "ㄹ", "ㄽ": "ㄹ", "ㄾ": "ㄹ", "ㄿ": "ㅂ", "ㅀ": "ㄹ",
+    "ㅄ": "ㅂ",
 }
+CLUSTER_LIAISON: Final = {
+    "ㄳ": ("ㄱ", "ㅆ"), "ㄵ": ("ㄴ", "ㅈ"), "ㄶ": ("", "ㄴ"), "ㄺ": ("ㄹ", "ㄱ"), "ㄻ": ("ㄹ", "ㅁ"), "ㄼ": ("ㄹ", "ㅂ"),
+    "ㄽ": ("ㄹ", "ㅆ"), "ㄾ": ("ㄹ", "ㅌ"), "ㄿ": ("ㄹ", "ㅍ"), "ㅀ": ("", "ㄹ"), "ㅄ": ("ㅂ", "ㅆ"),
+}
+PALATAL: Final = {"ㄷ": "ㅈ", "ㅌ": "ㅊ"}
 NEUTRAL_CODA: Final = {"ㄲ": "ㄱ", "ㅋ": "ㄱ", "ㅅ": "ㄷ", "ㅆ": "ㄷ", "ㅈ": "ㄷ", "ㅊ": "ㄷ", "ㅌ": "ㄷ", "ㅎ": "ㄷ", "ㅍ": "ㅂ"}
 NASAL: Final = {"ㄱ": "ㅇ", "ㄷ": "ㄴ", "ㅂ": "ㅁ"}
 ASPIRATE: Final = {"ㄱ": "ㅋ", "ㄷ": "ㅌ", "ㅂ": "ㅍ", "ㅈ": "ㅊ"}
@@ -53,25 +58,26 @@ def pronounce(word: str) -> list[list[str]]:
         coda, onset = cur[2], nxt[0]
         if not coda:
             continue
-        if onset == "ㅇ":  # liaison
-            if coda in CLUSTERS:
-                keep, moved = CLUSTERS[coda]
-                cur[2], nxt[0] = (keep, moved) if moved != "ㅎ" else (keep, "ㅇ")
+        if onset == "ㅇ":  # liaison (palatalised before ㅣ: 같이 -> 가치)
+            if coda in CLUSTER_LIAISON:
+                cur[2], nxt[0] = CLUSTER_LIAISON[coda]
+                if coda == "ㄾ" and nxt[1] == "ㅣ":
+                    nxt[0] = "ㅊ"
             elif coda == "ㅎ":
                 cur[2] = ""
             elif coda != "ㅇ":
-                cur[2], nxt[0] = "", coda
+                cur[2], nxt[0] = "", PALATAL.get(coda, coda) if nxt[1] == "ㅣ" else coda
             continue
         if onset == "ㅎ" and coda in {"ㄱ", "ㄷ", "ㅂ", "ㅈ", "ㅅ", "ㄺ", "ㄼ", "ㄵ"}:
-            base = CLUSTERS[coda][1] if coda in CLUSTERS else coda
-            cur[2] = CLUSTERS[coda][0] if coda in CLUSTERS else ""
+            base = CLUSTER_LIAISON[coda][1] if coda in CLUSTER_LIAISON else coda
+            cur[2] = CLUSTER_LIAISON[coda][0] if coda in CLUSTER_LIAISON else ""
             nxt[0] = ASPIRATE.get("ㄷ" if base == "ㅅ" else base, onset)
             continue
         if coda in {"ㅎ", "ㄶ", "ㅀ"} and onset in ASPIRATE:
-            cur[2] = CLUSTERS[coda][0] if coda in CLUSTERS else ""
+            cur[2] = CLUSTER_BEFORE_CONSONANT.get(coda, "")
             nxt[0] = ASPIRATE[onset]
             continue
-        simple = CLUSTERS[coda][0] if coda in CLUSTERS else coda
+        simple = CLUSTER_BEFORE_CONSONANT.get(coda, coda)
         simple = NEUTRAL_CODA.get(simple, simple)
         if onset in {"ㄴ", "ㅁ"} and simple in NASAL:
             simple = NASAL[simple]
@@ -82,12 +88,12 @@ def pronounce(word: str) -> list[list[str]]:
         elif onset == "ㄹ" and simple in {"ㅁ", "ㅇ", "ㄱ", "ㅂ"}:
             nxt[0] = "ㄴ"
             simple = NASAL.get(simple, simple)
-        elif simple in {"ㄱ", "ㄷ", "ㅂ"} and onset in TENSE:
-            nxt[0] = TENSE[onset]
+        elif onset in TENSE and (simple in {"ㄱ", "ㄷ", "ㅂ"} or coda in {"ㄼ", "ㄾ", "ㄵ", "ㄻ"}):
+            nxt[0] = TENSE[onset]  # tensing after obstruents and after the verb-stem clusters (넓다 -> 널따)
         cur[2] = simple
     if syllables:
         last = syllables[-1]
-        simple = CLUSTERS[last[2]][0] if last[2] in CLUSTERS else last[2]
+        simple = CLUSTER_BEFORE_CONSONANT.get(last[2], last[2])
         last[2] = NEUTRAL_CODA.get(simple, simple)
     return syllables
 

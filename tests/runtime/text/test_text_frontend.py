@@ -204,3 +204,15 @@ def test_normalize_ko(text, expected):
     from runtime.text import normalize_ko
 
     assert normalize_ko.normalize(text) == expected
+
+
+@pytest.mark.parametrize(
+    "word,spoken",
+    [("국물", "궁물"), ("신라", "실라"), ("좋다", "조타"), ("읽다", "익따"), ("같이", "가치"), ("닭이", "달기"),
+     ("앉아", "안자"), ("않아", "아나"), ("싫어", "시러"), ("입니다", "임니다"), ("학교", "학꾜"), ("종로", "종노"),
+     ("없어", "업써"), ("넓다", "널따"), ("밖에", "바께"), ("값", "갑")],
+)
+def test_korean_sound_changes(word, spoken):
+    from runtime.text.g2p_ko import hangul_to_jamo
+
+    assert hangul_to_jamo(word) == hangul_to_jamo(spoken)
