@@ -26,10 +26,12 @@ class Amplifier(Protocol):
     Writes are confirmed by reading the value back (`ReadBackMismatch` when it differs); a silent bus raises
     `AmplifierUnreachable` after the profile's response timeout and retries, never later. A function the
     amplifier's profile does not define is skipped (logged at debug). `warmup_s` is the delay the amplifier needs
-    after `power_on` before audio may start. `read_state` reports faults as names in `AmplifierState.faults`.
+    after `power_on` before audio may start; `poll_interval_s` how often to poll its faults (0: never).
+    `read_state` reports faults as names in `AmplifierState.faults`.
     """
 
     warmup_s: float
+    poll_interval_s: float
 
     def power_on(self) -> None: ...
 

@@ -55,6 +55,7 @@ class AsciiLineAmplifier:
         self.profile = profile
         self.port = port
         self.warmup_s = profile.timing.warmup_s
+        self.poll_interval_s = profile.timing.poll_interval_s
         self._proto: AsciiProtocol = profile.ascii
         self._serial_factory = serial_factory or _open_serial
         self._serial = None

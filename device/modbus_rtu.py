@@ -77,6 +77,7 @@ class ModbusRtuAmplifier:
         self.profile = profile
         self.port = port
         self.warmup_s = profile.timing.warmup_s
+        self.poll_interval_s = profile.timing.poll_interval_s
         self._map: ModbusMap = profile.modbus
         self._client = (client_factory or _default_client)(profile, port)
         self._bus_lock = threading.RLock()

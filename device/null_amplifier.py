@@ -13,6 +13,7 @@ class NullAmplifier:
 
     def __init__(self, warmup_s: float = 0.0) -> None:
         self.warmup_s = warmup_s
+        self.poll_interval_s = 0.0  # nothing to poll
         self.calls: list[tuple] = []
         self._lock = threading.Lock()
         self._state = AmplifierState(powered=False, muted=True, volume_pct=0)

@@ -44,14 +44,15 @@ _CANCEL_POLL_S = 0.01  # how often the cancel watcher looks at the caller's Even
 
 @dataclass(frozen=True)
 class PlaybackConfig:
-    """How the sequencer treats the amplifier. `warmup_s=None` uses the amplifier's own (its profile's warmup_ms)."""
+    """How the sequencer treats the amplifier. `warmup_s=None` and `fault_poll_interval_s=None` take the amplifier's
+    own values (its profile's warmup_ms and poll_interval_ms)."""
 
     default_volume_pct: int = 70
     emergency_volume_pct: int = 100
     default_zones: tuple[int, ...] = ()
     idle_standby_s: float = 300.0  # negative: never put the amplifier in standby
     warmup_s: Optional[float] = None
-    fault_poll_interval_s: float = 5.0  # 0 disables polling
+    fault_poll_interval_s: Optional[float] = None  # None: the amplifier's own (profile poll_interval_ms); 0: off
     play_without_amplifier: bool = True
     sample_rate_hz: int = 32000  # rate of the chunks given to play()
 
@@ -306,6 +307,8 @@ class PlaybackSequencer:
 
     def _supervise(self) -> None:
         interval = self.config.fault_poll_interval_s
+        if interval is None:
+            interval = float(getattr(self.amplifier, "poll_interval_s", 5.0))
         next_poll = time.monotonic() + interval if interval > 0 else None
         while not self._stop.is_set():
             now = time.monotonic()

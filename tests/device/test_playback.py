@@ -11,6 +11,7 @@ import pytest
 import soundfile
 
 from device.errors import AmplifierFault
+from device.modbus_rtu import ModbusRtuAmplifier
 from device.playback import (
     AMP_ERROR,
     AMP_FAULT,
@@ -205,3 +206,16 @@ def test_preempt_does_not_wait_for_a_slow_amplifier(modbus_amp, pty_pair, events
         sequencer.preempt()
         player.join(timeout=5)
     assert results[0].preempted and sink.samples_written == 0 and not started.is_set()
+
+
+def test_polling_period_comes_from_the_profile_by_default(pty_pair, modbus_profile, modbus_sim, events):
+    import dataclasses
+
+    profile = dataclasses.replace(modbus_profile, timing=dataclasses.replace(modbus_profile.timing, poll_interval_s=0.02))
+    amp = ModbusRtuAmplifier(profile, pty_pair.host_path)
+    modbus_sim.set_faults(("short_circuit",))
+    try:
+        with PlaybackSequencer(amp, NullSink(), PlaybackConfig(warmup_s=0.0), on_event=events.put):
+            assert events.get(timeout=5).faults == ("short_circuit",)
+    finally:
+        amp.close()
