@@ -48,44 +48,80 @@ class KvStep(Protocol):
 
 
 class HostKvCache:
-    """`KvStep` over a decode-step `GraphRunner`: one preallocated contiguous [1,capacity,D] float32 K and V buffer per
-    layer. The step gets the valid prefix views (ORT: `cache_len = kv_len`, no copies) or, with `static_cache`, the
-    whole buffers (a static-shape engine; the graph masks rows >= kv_len)."""
+    """`KvStep` over a decode-step `GraphRunner`: one preallocated float32 K and one V buffer [L,1,capacity,D]; layer
+    i's cache is the contiguous view [1,capacity,D] at index i. The step gets the valid prefix (ORT: `cache_len =
+    kv_len`) or, with `static_cache`, the whole buffers (a static-shape engine; the graph masks rows >= kv_len).
+
+    With an `OrtRunner` (it has `run_bound`), every input and output is bound by address through ORT I/O binding:
+    the cache is never copied per step, the step's outputs land in preallocated buffers, and only the new token's
+    row (L x D floats for K and for V) is written into the cache."""
 
     def __init__(self, runner: GraphRunner, *, n_layer: int, d_model: int, capacity: int, static_cache: bool = False) -> None:
         self.runner = runner
         self.n_layer = n_layer
         self.capacity = capacity
         self.static_cache = static_cache
-        self.k = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
-        self.v = [np.zeros((1, capacity, d_model), dtype=np.float32) for _ in range(n_layer)]
+        self.k_all = np.zeros((n_layer, 1, capacity, d_model), dtype=np.float32)
+        self.v_all = np.zeros((n_layer, 1, capacity, d_model), dtype=np.float32)
+        self.k = [self.k_all[i] for i in range(n_layer)]  # per-layer [1, capacity, D] views
+        self.v = [self.v_all[i] for i in range(n_layer)]
+        columns = _declared_logits_columns(runner)
+        self._bound = callable(getattr(runner, "run_bound", None)) and columns is not None
+        self._token = np.zeros((1, 1), dtype=np.int64)
+        self._position = np.zeros(1, dtype=np.int64)
+        self._kv_len = np.zeros(1, dtype=np.int64)
+        self._logits = np.zeros((1, columns or EOS + 1), dtype=np.float32)
+        self._k_new = np.zeros((n_layer, 1, 1, d_model), dtype=np.float32)
+        self._v_new = np.zeros((n_layer, 1, 1, d_model), dtype=np.float32)
+        self._outputs = {"logits": self._logits, "k_new": self._k_new, "v_new": self._v_new}
 
     def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
         rows = k_prefill.shape[2]
         if rows > self.capacity:
             raise SynthesisError(f"the prompt needs {rows} GPT cache rows but the capacity is {self.capacity}; shorten the text")
-        for i in range(self.n_layer):
-            self.k[i][:, :rows] = k_prefill[i]
-            self.v[i][:, :rows] = v_prefill[i]
+        self.k_all[:, :, :rows] = k_prefill
+        self.v_all[:, :, :rows] = v_prefill
         return rows
+
+    def _feeds(self, token: int, audio_position: int, kv_len: int) -> dict[str, np.ndarray]:
+        rows = self.capacity if self.static_cache else kv_len
+        if self._bound:  # bound by address for this run only: the preallocated scalars can be reused
+            self._token[0, 0], self._position[0], self._kv_len[0] = token, audio_position, kv_len
+            token_a, position_a, kv_len_a = self._token, self._position, self._kv_len
+        else:  # a plain runner may keep the feeds: give it fresh arrays
+            token_a = np.array([[token]], dtype=np.int64)
+            position_a = np.array([audio_position], dtype=np.int64)
+            kv_len_a = np.array([kv_len], dtype=np.int64)
+        feeds: dict[str, np.ndarray] = {"token": token_a, "audio_position": position_a, "kv_len": kv_len_a}
+        for i in range(self.n_layer):
+            feeds[f"k_cache_{i}"] = self.k[i][:, :rows]
+            feeds[f"v_cache_{i}"] = self.v[i][:, :rows]
+        return feeds
 
     def step(self, token: int, audio_position: int, kv_len: int) -> np.ndarray:
         if kv_len >= self.capacity:
             raise SynthesisError(f"the GPT cache is full at {kv_len} rows; raise the bundle's kv_capacity")
-        rows = self.capacity if self.static_cache else kv_len
-        feeds: dict[str, np.ndarray] = {
-            "token": np.array([[token]], dtype=np.int64),
-            "audio_position": np.array([audio_position], dtype=np.int64),
-            "kv_len": np.array([kv_len], dtype=np.int64),
-        }
-        for i in range(self.n_layer):
-            feeds[f"k_cache_{i}"] = self.k[i][:, :rows]
-            feeds[f"v_cache_{i}"] = self.v[i][:, :rows]
-        out = self.runner.run(feeds)
-        for i in range(self.n_layer):
-            self.k[i][:, kv_len] = out["k_new"][i, :, 0]
-            self.v[i][:, kv_len] = out["v_new"][i, :, 0]
-        return out["logits"]
+        feeds = self._feeds(token, audio_position, kv_len)
+        if self._bound:
+            self.runner.run_bound(feeds, self._outputs)
+            k_new, v_new, logits = self._k_new, self._v_new, self._logits.copy()
+        else:
+            out = self.runner.run(feeds)
+            k_new, v_new, logits = out["k_new"], out["v_new"], out["logits"]
+        self.k_all[:, :, kv_len] = k_new[:, :, 0]
+        self.v_all[:, :, kv_len] = v_new[:, :, 0]
+        return logits
+
+
+def _declared_logits_columns(runner: GraphRunner) -> Optional[int]:
+    """The static logits width an ORT decode-step graph declares, or None (then plain `run` is used)."""
+    session = getattr(runner, "session", None)
+    if session is None or not hasattr(session, "get_outputs"):
+        return None
+    for output in session.get_outputs():
+        if output.name == "logits" and output.shape and isinstance(output.shape[-1], int):
+            return int(output.shape[-1])
+    return None
 
 
 class GptDecoder:
@@ -122,6 +158,9 @@ class GptDecoder:
         else:
             self.kv = HostKvCache(step, n_layer=n_layer, d_model=d_model, capacity=capacity, static_cache=static_cache)
         self._busy = threading.Lock()
+        # Benchmark-only: never stop on EOS (the EOS column is always dropped), so random-weight models do a fixed
+        # `max_tokens` of work. Never set in production.
+        self.ignore_eos = False
 
     def generate(
         self,
@@ -221,7 +260,7 @@ class GptDecoder:
             if cancel is not None and cancel.is_set():
                 stop_reason = "cancelled"
                 break
-            row = logits[: self.eos] if idx < MIN_STEPS_BEFORE_EOS else logits
+            row = logits[: self.eos] if idx < MIN_STEPS_BEFORE_EOS or self.ignore_eos else logits
             picked = self._pick(row, np.flatnonzero(seen), options, greedy, rng)
             if picked.token == self.eos or picked.argmax == self.eos:
                 stop_reason = "eos"

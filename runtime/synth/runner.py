@@ -1,9 +1,17 @@
-"""`GraphRunner`: run one graph by tensor name. ONNX Runtime here; TensorRT in `trt_runner.py` (Jetson)."""
+"""`GraphRunner`: run one graph by tensor name. ONNX Runtime here; TensorRT in `trt_runner.py` (Jetson).
+
+`OrtRunner` shares one ONNX Runtime session per graph file (and settings) across the process: a second runner on the
+same file reuses the loaded weights instead of loading them again. `run_bound` runs with ORT I/O binding over
+caller-owned numpy buffers (inputs and outputs bound by address, no copies), which the GPT decode loop uses for its
+KV cache.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import weakref
 from pathlib import Path
 from typing import Mapping, Optional, Protocol, Sequence
 
@@ -12,6 +20,14 @@ import numpy as np
 from runtime.errors import SynthesisError
 
 _LOGGER = logging.getLogger(__name__)
+
+# Spinning worker threads cut a few hundred microseconds of wake-up per run, but burn a core between runs; on a
+# shared 2-core box that starves the other pipeline stage (audio decode, playback). Off by default; the bench
+# measures both (SKYVOICE_ORT_SPIN=1 turns it on).
+DEFAULT_ALLOW_SPINNING = os.environ.get("SKYVOICE_ORT_SPIN", "0") == "1"
+
+_ORT_ELEMENT_TYPES = {np.dtype(np.float32): np.float32, np.dtype(np.int64): np.int64, np.dtype(np.float16): np.float16,
+                      np.dtype(np.int32): np.int32, np.dtype(np.bool_): np.bool_}
 
 
 class GraphRunner(Protocol):
@@ -32,8 +48,52 @@ def default_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+class _SharedSession:
+    """Holds one InferenceSession; weakly cached so it lives exactly as long as some runner uses it."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+
+_SESSIONS: "weakref.WeakValueDictionary[tuple, _SharedSession]" = weakref.WeakValueDictionary()
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session_options(intra_op_threads: int, allow_spinning: bool):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    return options
+
+
+def _shared_session(path: Path, providers: tuple[str, ...], intra_op_threads: int, allow_spinning: bool) -> _SharedSession:
+    import onnxruntime as ort
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, providers, intra_op_threads, allow_spinning)
+    with _SESSIONS_LOCK:
+        holder = _SESSIONS.get(key)
+        if holder is not None:
+            return holder
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=_session_options(intra_op_threads, allow_spinning), providers=list(providers)
+            )
+        except Exception as exc:  # ORT raises its own exception types for corrupt or unsupported graphs
+            raise SynthesisError(f"ONNX Runtime cannot load graph {path}: {exc}") from exc
+        holder = _SharedSession(session)
+        _SESSIONS[key] = holder
+        return holder
+
+
 class OrtRunner:
-    """One process-wide ONNX Runtime session per graph file."""
+    """An ONNX Runtime session for one graph file, shared process-wide with other runners on the same file."""
 
     def __init__(
         self,
@@ -41,29 +101,42 @@ class OrtRunner:
         *,
         providers: Optional[Sequence[str]] = None,
         intra_op_threads: int = 0,
+        allow_spinning: Optional[bool] = None,
     ) -> None:
-        import onnxruntime as ort
-
         path = Path(path)
         if not path.is_file():
             raise SynthesisError(f"graph file {path} does not exist; rebuild the bundle with 'skyvoice build'")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers or default_providers()))
-        except Exception as exc:  # ORT raises its own exception types for corrupt or unsupported graphs
-            raise SynthesisError(f"ONNX Runtime cannot load graph {path}: {exc}") from exc
+        spin = DEFAULT_ALLOW_SPINNING if allow_spinning is None else bool(allow_spinning)
+        self._holder = _shared_session(path, tuple(providers or default_providers()), int(intra_op_threads), spin)
+        self.session = self._holder.session
         self.path = path
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.backend = "onnxruntime:" + ",".join(self.session.get_providers())
+        self._binding_local = threading.local()
         _LOGGER.info("graph loaded file=%s backend=%s", path.name, self.backend)
 
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
         names = list(outputs or self.output_names)
         values = self.session.run(names, dict(inputs))
         return dict(zip(names, values))
+
+    def run_bound(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> None:
+        """Run with every input and output bound by address: `outputs` are preallocated C-contiguous arrays of the
+        graph's output shapes that ORT writes into. Inputs must be C-contiguous (a leading-rows slice of a
+        contiguous buffer is). CPU provider memory only."""
+        binding = getattr(self._binding_local, "binding", None)
+        if binding is None:
+            binding = self.session.io_binding()
+            self._binding_local.binding = binding
+        for name, array in inputs.items():
+            _bind(binding.bind_input, name, array)
+        for name, array in outputs.items():
+            _bind(binding.bind_output, name, array)
+        self.session.run_with_iobinding(binding)
+
+
+def _bind(bind, name: str, array: np.ndarray) -> None:
+    if not array.flags.c_contiguous:
+        raise SynthesisError(f"tensor {name} is not contiguous; I/O binding needs a contiguous buffer")
+    bind(name, "cpu", 0, _ORT_ELEMENT_TYPES[array.dtype], list(array.shape), array.ctypes.data)
