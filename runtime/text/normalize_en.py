@@ -8,6 +8,7 @@ of marks collapse to the first.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
 
 from runtime.text import numbers_en as ne
@@ -132,6 +133,12 @@ def normalize_numbers(text: str) -> str:
     return _NUMBER_RE.sub(_integer, text)
 
 
+def strip_accents(text: str) -> str:
+    """café -> cafe (as g2p_en does before its lookup); °, ², ³ are kept for the unit rules."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
+
+
 def expand_abbreviations(text: str) -> str:
     for pattern, words in _ABBREVIATION_RES:
         text = pattern.sub(words, text)
@@ -140,6 +147,7 @@ def expand_abbreviations(text: str) -> str:
 
 def normalize(text: str) -> str:
     """Speakable English: abbreviations and numbers expanded, marks mapped to the v2 set, repeats collapsed."""
+    text = strip_accents(text)
     text = expand_abbreviations(text)
     text = normalize_numbers(text)
     text = _PUNCT_RE.sub(lambda m: PUNCT_MAP[m.group(0)], text)

@@ -216,3 +216,7 @@ def test_korean_sound_changes(word, spoken):
     from runtime.text.g2p_ko import hangul_to_jamo
 
     assert hangul_to_jamo(word) == hangul_to_jamo(spoken)
+
+
+def test_accented_latin_reads_like_plain(frontend):
+    assert frontend.phonemize("Meet at the café.", "en").symbols == frontend.phonemize("Meet at the cafe.", "en").symbols
