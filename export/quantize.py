@@ -40,6 +40,8 @@ GATHER_TABLE_MIN_ELEMENTS: Final = 16384
 # Node-name fragments kept in float per graph (research: keep a vocoder's first/last conv and its upsamplers out of
 # INT8). Pass `keep_float=KEEP_FLOAT.get(graph_name, ())` to `quantize_graph`.
 KEEP_FLOAT: Final = {
+    "gpt_prefill": ("/ar_predict_layer/",),  # the LM head: logits decide the token (0.7 % of the GPT's weights)
+    "gpt_decode_step": ("/ar_predict_layer/",),
     "sovits_decoder": ("/dec/conv_pre/", "/dec/conv_post/", "/dec/ups."),
 }
 
