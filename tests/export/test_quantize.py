@@ -261,3 +261,14 @@ def test_keep_float_leaves_named_nodes_unquantized(graphs, tmp_path):
     [upsample] = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
     assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in upsample.input)
     assert sum(n.op_type == "Conv" and producers[n.input[1]].op_type == "DequantizeLinear" for n in model.graph.node) == 2
+
+
+def test_calibration_file_option(tmp_path):
+    calib = tmp_path / "calib.tsv"
+    calib.write_text("# lang<TAB>text\nen\tDoors are closing.\nzh\t请注意安全。\n\nen\tMind the gap.\n", encoding="utf-8")
+    assert load_calibration_texts(path=calib) == {"en": ["Doors are closing.", "Mind the gap."], "zh": ["请注意安全。"]}
+    calib.write_text("en Doors are closing.\n", encoding="utf-8")
+    with pytest.raises(ExportError, match="line 1"):
+        load_calibration_texts(path=calib)
+    with pytest.raises(ExportError, match="no calibration texts for language 'xx'"):
+        load_calibration_texts(["xx"])
