@@ -52,6 +52,20 @@ class _DeviceBuffer:
         return True
 
 
+_DTYPES_BY_TRT_NAME = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_, "UINT8": np.uint8}
+
+
+def _numpy_dtype(trt, trt_dtype) -> np.dtype:
+    """numpy dtype of a TensorRT tensor type (trt.nptype, with a table for types older bindings do not map)."""
+    try:
+        return np.dtype(trt.nptype(trt_dtype))
+    except (TypeError, KeyError):
+        name = str(trt_dtype).rsplit(".", 1)[-1].upper()
+        if name not in _DTYPES_BY_TRT_NAME:
+            raise SynthesisError(f"TensorRT I/O type {trt_dtype} has no numpy equivalent; export the graph with float32/int64 I/O") from None
+        return np.dtype(_DTYPES_BY_TRT_NAME[name])
+
+
 def _load_engine(engine_path: Path):
     import tensorrt as trt
 
@@ -83,7 +97,7 @@ class TrtRunner:
         is_input = {n: self.engine.get_tensor_mode(n) == self._trt.TensorIOMode.INPUT for n in names}
         self.input_names = tuple(n for n in names if is_input[n])
         self.output_names = tuple(n for n in names if not is_input[n])
-        self.dtypes = {n: np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        self.dtypes = {n: _numpy_dtype(self._trt, self.engine.get_tensor_dtype(n)) for n in names}
         self._buffers: dict[str, _DeviceBuffer] = {}
         self.backend = f"tensorrt:{self._trt.__version__}"
         _LOGGER.info("graph loaded file=%s backend=%s inputs=%d outputs=%d", self.path.name, self.backend, len(self.input_names), len(self.output_names))
