@@ -23,6 +23,7 @@ from export.errors import ExportError
 _LOGGER = logging.getLogger(__name__)
 
 PRECISIONS: Final = ("fp32", "fp16", "int8", "auto")
+TARGETS: Final = ("jetson", "cpu")  # jetson: every graph TensorRT-loadable; cpu: dynamic INT8 allowed for the decode step
 DEFAULT_KV_CAPACITY: Final = 2048  # prompt + target phones + prompt tokens + up to 1500 generated tokens
 MODEL_VERSION: Final = "v2"
 
@@ -33,6 +34,7 @@ class BuildConfig:
     sovits_path: Path
     out_dir: Path
     precision: str = "fp32"
+    target: str = "jetson"
     calibration_path: Optional[Path] = None
     kv_capacity: int = DEFAULT_KV_CAPACITY
     bundle_version: Optional[str] = None
@@ -115,6 +117,8 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
 
     if config.precision not in PRECISIONS:
         raise ExportError(f"--precision {config.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if config.target not in TARGETS:
+        raise ExportError(f"--target {config.target!r} is not one of {', '.join(TARGETS)}")
     progress = progress or Progress()
     staging = _prepare_out_dir(config)
     try:
@@ -148,6 +152,7 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
         model_cfg = gpt_ckpt.config["model"]
         meta = {
             "model_version": MODEL_VERSION,
+            "runtime_target": config.target,
             "tools": _tool_versions(),
             "source": {
                 "gpt": {"file": config.gpt_path.name, "info": gpt_ckpt.info},

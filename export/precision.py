@@ -136,10 +136,11 @@ def collect_feeds(staging: Path, graphs: Mapping[str, dict], config) -> dict[str
     return feeds
 
 
-def _candidates(graph: str, precision: str) -> list[str]:
+def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]:
+    """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use dynamic INT8."""
     if precision == "fp16":
         return ["fp16"]
-    modes = ["int8"] + (["int8_dynamic"] if graph == "gpt_decode_step" else [])
+    modes = ["int8"] + (["int8_dynamic"] if graph == "gpt_decode_step" and target == "cpu" else [])
     return modes + (["fp16"] if precision == "auto" else [])
 
 
@@ -167,7 +168,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             held_out = calibration[-1:]
         results.append(fp32_result(graph, fp32_path))
         variants[graph] = {"fp32": fp32_path}
-        for mode in _candidates(graph, config.precision):
+        for mode in _candidates(graph, config.precision, config.target):
             progress.step(f"{graph}: {mode} variant")
             out = fp32_path.with_name(f"{fp32_path.stem}.{mode}.onnx")
             quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()))

@@ -86,15 +86,18 @@ class NeuralSynthesizer:
         except KeyError as exc:
             raise SynthesisError(f"{self.bundle_dir}/manifest.json lacks {exc}; rebuild the bundle with 'skyvoice build'") from None
         factory = runner_factory or default_runner_factory(self.bundle_dir, threads)
-        runners = {name: factory(name, path) for name, path in files.items()}
-        self.backends = {name: runner.backend for name, runner in runners.items()}
+        n_layer, d_model = int(gpt_meta["n_layer"]), int(gpt_meta["d_model"])
+        capacity = int(gpt_meta.get("kv_capacity", 2048))
+        runners = {name: factory(name, path) for name, path in files.items() if name != "gpt_decode_step"}
+        step, step_backend = self._decode_step(files["gpt_decode_step"], factory, runner_factory is None, n_layer, d_model, capacity)
+        self.backends = {name: runner.backend for name, runner in runners.items()} | {"gpt_decode_step": step_backend}
         self.gpt = GptDecoder(
             runners["gpt_prefill"],
-            runners["gpt_decode_step"],
-            n_layer=int(gpt_meta["n_layer"]),
-            d_model=int(gpt_meta["d_model"]),
-            capacity=int(gpt_meta.get("kv_capacity", 2048)),
-            static_cache=runners["gpt_decode_step"].backend.startswith("tensorrt"),
+            step,
+            n_layer=n_layer,
+            d_model=d_model,
+            capacity=capacity,
+            static_cache=step_backend.startswith("tensorrt"),
             eos=int(gpt_meta.get("eos", 1024)),
         )
         self.decoder = SovitsDecoder(runners["sovits_decoder"])
@@ -105,6 +108,15 @@ class NeuralSynthesizer:
         self._voices: dict = {}
         self._lock = threading.Lock()
         _LOGGER.info("neural voice loaded bundle=%s backends=%s", self.bundle_dir, self.backends)
+
+    def _decode_step(self, path: Path, factory: RunnerFactory, default: bool, n_layer: int, d_model: int, capacity: int):
+        """A device-resident TensorRT decode step (KV cache on the GPU) when an engine matches, else a runner."""
+        if default and any((self.bundle_dir / "engines").glob("gpt_decode_step.engine")):
+            from runtime.synth.trt_runner import select_decode_step
+
+            return select_decode_step(path, self.bundle_dir / "engines", n_layer=n_layer, d_model=d_model, capacity=capacity)
+        runner = factory("gpt_decode_step", path)
+        return runner, runner.backend
 
     # ---- voices -------------------------------------------------------------------------------------------------
     def voice_names(self) -> list[str]:
