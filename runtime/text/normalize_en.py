@@ -24,17 +24,22 @@ ABBREVIATIONS: Final = (
 _ABBREVIATION_RES: Final = tuple(
     (re.compile(r"(?<![A-Za-z0-9])" + re.escape(short), re.IGNORECASE), words) for short, words in ABBREVIATIONS
 ) + ((re.compile(r"(?<![A-Za-z])No\.\s*(?=\d)", re.IGNORECASE), "number "),)
+# unit -> (singular, plural); the singular is read after exactly "1" (the official expander does the same).
 UNITS: Final = (
-    ("km/h", "kilometers per hour"), ("mph", "miles per hour"), ("m/s", "meters per second"),
-    ("km²", "square kilometers"), ("m²", "square meters"), ("km", "kilometers"), ("cm", "centimeters"),
-    ("mm", "millimeters"), ("kg", "kilograms"), ("mg", "milligrams"), ("ml", "milliliters"), ("kW", "kilowatts"),
-    ("dB", "decibels"), ("Hz", "hertz"), ("hPa", "hectopascals"), ("min", "minutes"), ("ft", "feet"),
-    ("mi", "miles"), ("lb", "pounds"), ("lbs", "pounds"), ("kn", "knots"), ("h", "hours"), ("m", "meters"),
-    ("g", "grams"), ("s", "seconds"), ("L", "liters"), ("V", "volts"), ("W", "watts"),
+    ("km/h", ("kilometer per hour", "kilometers per hour")), ("mph", ("mile per hour", "miles per hour")),
+    ("m/s", ("meter per second", "meters per second")), ("km²", ("square kilometer", "square kilometers")),
+    ("m²", ("square meter", "square meters")), ("km", ("kilometer", "kilometers")),
+    ("cm", ("centimeter", "centimeters")), ("mm", ("millimeter", "millimeters")), ("kg", ("kilogram", "kilograms")),
+    ("mg", ("milligram", "milligrams")), ("ml", ("milliliter", "milliliters")), ("kW", ("kilowatt", "kilowatts")),
+    ("dB", ("decibel", "decibels")), ("Hz", ("hertz", "hertz")), ("hPa", ("hectopascal", "hectopascals")),
+    ("min", ("minute", "minutes")), ("ft", ("foot", "feet")), ("mi", ("mile", "miles")), ("lb", ("pound", "pounds")),
+    ("lbs", ("pound", "pounds")), ("kn", ("knot", "knots")), ("h", ("hour", "hours")), ("m", ("meter", "meters")),
+    ("g", ("gram", "grams")), ("s", ("second", "seconds")), ("L", ("liter", "liters")), ("V", ("volt", "volts")),
+    ("W", ("watt", "watts")),
 )
 _UNIT_WORDS: Final = dict(UNITS)
 _UNIT_RE: Final = re.compile(
-    r"(\d)\s*(" + "|".join(re.escape(unit) for unit, _ in UNITS) + r")(?![A-Za-z0-9])"
+    r"(\d+(?:\.\d+)?)\s*(" + "|".join(re.escape(unit) for unit, _ in UNITS) + r")(?![A-Za-z0-9])"
 )
 MONTHS: Final = (
     "january february march april may june july august september october november december".split()
@@ -42,7 +47,7 @@ MONTHS: Final = (
 CURRENCIES: Final = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
                      "€": ("euro", "euros", "cent", "cents"), "¥": ("yuan", "yuan", "fen", "fen")}
 PUNCT_MAP: Final = {"；": ",", "：": ",", "，": ",", ";": ",", ":": ",", "。": ".", "！": "!", "？": "?", "、": ",",
-                    "—": "-", "–": "-", "~": "…", "...": "…", "\n": "."}
+                    "—": "-", "–": "-", "~": "", "...": ".", "…": ".", "\n": "."}
 _PUNCT_RE: Final = re.compile("|".join(re.escape(k) for k in sorted(PUNCT_MAP, key=len, reverse=True)))
 _MARKS: Final = "".join(re.escape(mark) for mark in PUNCTUATION)
 _REPEATED_MARKS_RE: Final = re.compile(f"([{_MARKS}\\s])([{_MARKS}])+")
@@ -62,6 +67,8 @@ _ORDINAL_RE: Final = re.compile(r"(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _RANGE_RE: Final = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*[-~]\s*(?=\d)")
 _DECIMAL_RE: Final = re.compile(r"-?\d*\.\d+")
 _NUMBER_RE: Final = re.compile(r"-?\d+")
+_FRACTION_RE: Final = re.compile(r"(?<![\d/])(\d+)/([1-9]\d*)(?![\d/])")
+_CAPITAL_RE: Final = re.compile(r"(?<!^)(?<![\s'-])([A-Z])")
 _GROUPED_RE: Final = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d,])")
 _CODE_RE: Final = re.compile(r"(?<=[A-Za-z])\d+|\d+(?=[A-Za-z])")
 
@@ -73,13 +80,17 @@ def _money(match: re.Match) -> str:
     if match.group(3):
         fraction = int(match.group(3).ljust(2, "0"))
         if fraction:
-            words += f" {ne.cardinal(fraction)} {cent if fraction == 1 else cents}"
+            words += f" and {ne.cardinal(fraction)} {cent if fraction == 1 else cents}"
     return words
 
 
 def _time(match: re.Match) -> str:
+    """24-hour times past noon read as 12-hour P M (as the official expander); a written am/pm is kept."""
     hour, minute, second, half, m = match.groups()
-    words = ne.cardinal(int(hour))
+    hour_value = int(hour)
+    if not half and hour_value > 12:
+        hour_value, half = hour_value - 12, "p"
+    words = ne.cardinal(hour_value)
     if int(minute) == 0 and not half:
         words += " o'clock"
     elif int(minute) < 10 and int(minute):
@@ -104,6 +115,12 @@ def _temperature(match: re.Match) -> str:
     return f"{words} {degree}"
 
 
+def _unit(match: re.Match) -> str:
+    value, unit = match.groups()
+    singular, plural = _UNIT_WORDS[unit]
+    return f"{value} {singular if value == '1' else plural}"
+
+
 def _integer(match: re.Match) -> str:
     text = match.group(0)
     value = int(text)
@@ -120,12 +137,13 @@ def normalize_numbers(text: str) -> str:
         text,
     )
     text = _TIME_RE.sub(_time, text)
+    text = _FRACTION_RE.sub(lambda m: ne.fraction(int(m.group(1)), int(m.group(2))), text)
     text = _GROUPED_RE.sub(lambda m: ne.cardinal(int(m.group(0).replace(",", ""))), text)
     text = _MONEY_RE.sub(_money, text)
     text = _PERCENT_RE.sub(lambda m: ne.number(m.group(1)) + " percent", text)
     text = _TEMPERATURE_RE.sub(_temperature, text)
     text = _RANGE_RE.sub(lambda m: m.group(1) + " to ", text)
-    text = _UNIT_RE.sub(lambda m: m.group(1) + " " + _UNIT_WORDS[m.group(2)], text)
+    text = _UNIT_RE.sub(_unit, text)
     text = _AMPM_RE.sub(lambda m: " " + m.group(1).upper() + " M", text)
     text = _ORDINAL_RE.sub(lambda m: ne.ordinal(int(m.group(1))), text)
     text = _CODE_RE.sub(lambda m: " " + ne.digits(m.group(0)) + " ", text)  # CA981, 7A: codes digit by digit
@@ -152,6 +170,9 @@ def normalize(text: str) -> str:
     text = normalize_numbers(text)
     text = _PUNCT_RE.sub(lambda m: PUNCT_MAP[m.group(0)], text)
     text = text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+    # Capitals inside a word start a new one (iPhone -> i Phone, GPS -> G P S), as the official expander does,
+    # except right after a hyphen or apostrophe, so that "Wi-Fi" stays one dictionary word.
+    text = _CAPITAL_RE.sub(r" \1", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(f"\\s+(?=[{_MARKS}])", "", text)
     return _REPEATED_MARKS_RE.sub(r"\1", text)

@@ -33,7 +33,7 @@ def _below_thousand(value: int) -> list[str]:
 def cardinal(value: int) -> str:
     """1234 -> "one thousand two hundred thirty four" (no "and", as the official expander)."""
     if value < 0:
-        return "minus " + cardinal(-value)
+        return "negative " + cardinal(-value)
     if value == 0:
         return "zero"
     if value >= 10**15:
@@ -79,12 +79,23 @@ def digits(text: str, zero: str = "zero") -> str:
 
 
 def number(text: str) -> str:
-    """"12" -> twelve, "3.14" -> three point one four, "-2" -> minus two."""
+    """"12" -> twelve, "3.14" -> three point one four, "-2" -> negative two (the official expander's word)."""
     sign = ""
     if text.startswith("-"):
-        sign, text = "minus ", text[1:]
+        sign, text = "negative ", text[1:]
     whole, _, fraction = text.partition(".")
     words = cardinal(int(whole)) if whole else "zero"
     if fraction:
         words += " point " + digits(fraction)
     return sign + words
+
+
+def fraction(numerator: int, denominator: int) -> str:
+    """1/2 one half, 3/2 three halves, 1/3 one third, 3/4 three fourths, 6/1 six (the official rules)."""
+    top = cardinal(numerator)
+    if denominator == 1:
+        return top
+    if denominator == 2:
+        return f"{top} {'half' if numerator == 1 else 'halves'}"
+    bottom = ordinal(denominator)
+    return f"{top} {bottom}{'s' if numerator > 1 else ''}"

@@ -47,7 +47,7 @@ def test_bert_mask_marks_only_chinese_phones(frontend):
     assert langs == ["zh", "en", "zh"]
     assert any(result.is_zh_mask) and not all(result.is_zh_mask)
     english = [s for s, zh in zip(result.symbols, result.is_zh_mask) if not zh]
-    assert english == ["AY1", "F", "OW2", "N"]
+    assert english == ["AY1", "F", "OW1", "N"]  # "i Phone": capitals start a word, as the official expander
 
 
 def test_short_text_is_redone_with_a_full_stop(frontend):
@@ -125,10 +125,15 @@ def test_normalize_zh(text, expected):
         ("at 3:45 pm", "at three forty five P M"),
         ("at 10:00.", "at ten o'clock."),
         ("at 2:05", "at two oh five"),
-        ("-3°C", "minus three degrees celsius"),
+        ("-3°C", "negative three degrees celsius"),
+        ("at 18:05", "at six oh five P M"),
+        ("1 km", "one kilometer"),
+        ("3/4 and 1/2", "three fourths and one half"),
+        ("the iPhone GPS", "the i Phone G P S"),
+        ("Wait...", "Wait."),
         ("12 km/h", "twelve kilometers per hour"),
         ("5 m/s", "five meters per second"),
-        ("$12.50", "twelve dollars fifty cents"),
+        ("$12.50", "twelve dollars and fifty cents"),
         ("15%", "fifteen percent"),
         ("0.5 km", "zero point five kilometers"),
         ("call 555-123-4567.", "call five five five, one two three, four five six seven."),
@@ -137,7 +142,7 @@ def test_normalize_zh(text, expected):
         ("1,234 seats", "one thousand two hundred thirty four seats"),
         ("in 1998", "in nineteen ninety eight"),
         ("Dr. Smith", "doctor Smith"),
-        ("flight CA981", "flight CA nine eight one"),
+        ("flight CA981", "flight C A nine eight one"),
         ("platform No. 3", "platform number three"),
         ("25 to 30", "twenty five to thirty"),
     ],
