@@ -50,7 +50,7 @@ class StoreConfig:
 @dataclass(frozen=True)
 class SecurityConfig:
     trusted_keys_dir: str = ""  # empty: trust nobody (every alert is rejected)
-    replay_window_s: float = 300.0
+    replay_window_s: float = 3600.0  # ids are remembered far longer (store.retention_days), so a replay inside it is a duplicate
     clock_skew_s: float = 30.0
     actual_requires_two: bool = False
     require_signed_speak: bool = False

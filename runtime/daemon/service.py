@@ -165,6 +165,10 @@ class Service:
         try:
             document = decode_payload(payload)
             command = parse_document(document, kind, speak_default_ttl_s=self.config.playback.speak_default_ttl_s)
+            if self.store.get(command.envelope.id) is not None:
+                # a redelivery after a long outage is a duplicate, not a replay: nothing plays either way
+                self.events.ack(command.envelope.id, "duplicate", kind=kind, reply_to=command.envelope.reply_to)
+                return
             self.policy.check(command, document)
             self._check_voice(command)
         except CommandRejected as exc:
