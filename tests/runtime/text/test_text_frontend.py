@@ -225,3 +225,26 @@ def test_korean_sound_changes(word, spoken):
 
 def test_accented_latin_reads_like_plain(frontend):
     assert frontend.phonemize("Meet at the café.", "en").symbols == frontend.phonemize("Meet at the cafe.", "en").symbols
+
+
+def test_concurrent_first_use_gives_the_same_phones():
+    import threading
+
+    texts = [("各位旅客请注意，本次列车即将到站。", "zh"), ("The train departs at 3:45 pm.", "en"),
+             ("12号门, Gate 12 is open.", "auto"), ("열차가 곧 도착합니다.", "ko")]
+    expected = {text: TextFrontend().phonemize(text, lang).symbols for text, lang in texts}
+    shared = TextFrontend()  # fresh: the threads race on loading the back-ends
+    failures: list[str] = []
+
+    def work(offset: int) -> None:
+        for k in range(4):
+            text, lang = texts[(offset + k) % len(texts)]
+            if shared.phonemize(text, lang).symbols != expected[text]:
+                failures.append(text)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures
