@@ -39,6 +39,8 @@ class Phonemes:
     segments: tuple[tuple[str, str], ...]
     is_zh_mask: tuple[bool, ...]  # per phone: True where Chinese BERT features would apply
     segment_norm_texts: tuple[str, ...] = field(default=())
+    segment_word2ph: tuple[tuple[int, ...], ...] = field(default=())  # per segment, as its G2P returned it
+    segment_phone_starts: tuple[int, ...] = field(default=())  # index of each segment's first phone
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -108,10 +110,14 @@ class TextFrontend:
         word2ph: list[int] = []
         mask: list[bool] = []
         norm_texts: list[str] = []
+        seg_word2ph_all: list[tuple[int, ...]] = []
+        starts: list[int] = []
         segments = segment.segment(text, lang)
         for seg_lang, seg_text in segments:
             phones, seg_word2ph, norm = self._segment_phones(seg_lang, seg_text)
             phones = [known_or_unk(p) for p in phones]
+            starts.append(len(symbols))
+            seg_word2ph_all.append(tuple(seg_word2ph))
             symbols += phones
             word2ph += seg_word2ph
             mask += [seg_lang == "zh"] * len(phones)
@@ -125,6 +131,8 @@ class TextFrontend:
             segments=tuple(segments),
             is_zh_mask=tuple(mask),
             segment_norm_texts=tuple(norm_texts),
+            segment_word2ph=tuple(seg_word2ph_all),
+            segment_phone_starts=tuple(starts),
         )
 
     def _segment_phones(self, lang: str, text: str) -> tuple[list[str], list[int], str]:
