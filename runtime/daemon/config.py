@@ -34,6 +34,7 @@ class MqttConfig:
     keepalive_s: int = 30  # 20-30 on Starlink, 60 on GEO
     session_expiry_s: int = 7 * 86400  # the broker keeps our subscription and queued commands this long
     will_delay_s: int = 60  # ride out short outages before the broker publishes 'offline'
+    max_inflight: int = 20  # unacknowledged QoS 1 events in flight; raise on GEO links (window / RTT = throughput)
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
     username: str = ""

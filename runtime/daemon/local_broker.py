@@ -33,7 +33,7 @@ class LocalBroker:
         self.config_path.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-            "max_queued_messages 100000\n" + extra_config
+            "max_queued_messages 100000\nmax_inflight_messages 100\n" + extra_config
         )
         self.process: Optional[subprocess.Popen] = None
         self.log: list[str] = []

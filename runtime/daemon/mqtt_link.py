@@ -51,6 +51,7 @@ class MqttLink:
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=max(1, int(config.reconnect_min_s)), max_delay=max(1, int(config.reconnect_max_s)))
         client.max_queued_messages_set(MAX_QUEUED_OUTGOING)
+        client.max_inflight_messages_set(config.max_inflight)
         will_properties = Properties(PacketTypes.WILLMESSAGE)
         will_properties.WillDelayInterval = config.will_delay_s
         client.will_set(will_topic, will_payload, qos=1, retain=True, properties=will_properties)

@@ -139,7 +139,7 @@ class Box:
             "[playback]", *[f"{k} = {_toml(v)}" for k, v in playback.items()],
             "[audio]", *[f"{k} = {_toml(v)}" for k, v in audio.items()],
             "[telemetry]", "interval_s = 3600.0",
-            "[[standard_alerts]]", 'name = "evacuate"', 'text = "Evacuate now."', 'status = "Exercise"', "repeat = 1",
+            "[[standard_alerts]]", 'name = "evacuate"', 'text = "Evacuate now."', 'status = "Actual"', "repeat = 1",
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
         self.process: Optional[subprocess.Popen] = None

@@ -86,7 +86,7 @@ def test_expired_commands_are_reported_not_played(box):
     box.publish("speak", stale)
     box.stream.wait_ack(stale["id"], "expired")
 
-    long = speak_doc(LONG_TEXT)
+    long = speak_doc("A three second announcement for the expiry test.")
     box.publish("speak", long)
     box.stream.wait_ack(long["id"], "playing")
     short_lived = speak_doc("Expires in the queue.", ttl=1.0)

@@ -31,7 +31,7 @@ RESULTS: dict = {}
 def linked_box(make_box, broker, profile):
     proxy = LinkProxy(broker.port, profile)
     box = make_box(
-        mqtt={"port": proxy.port, "keepalive_s": 2, "reconnect_min_s": 1.0, "reconnect_max_s": 2.0},
+        mqtt={"port": proxy.port, "keepalive_s": 2, "reconnect_min_s": 1.0, "reconnect_max_s": 2.0, "max_inflight": 100},
         audio={"realtime": False},
     )
     box.start()
@@ -49,7 +49,7 @@ def test_command_to_first_audio_latency(make_box, broker, profile, tmp_path):
     proxy, box = linked_box(make_box, broker, profile)
     try:
         latencies = []
-        for index in range(12):
+        for index in range(8):
             document = speak_doc(f"Latency probe {index}.")
             published = time.time()
             box.publish("speak", document)

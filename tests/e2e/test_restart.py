@@ -14,13 +14,13 @@ from daemon_docs import speak_doc  # noqa: E402
 def test_kill9_with_queued_commands_loses_and_repeats_nothing(make_box):
     box = make_box().start()
     box.wait_online()
-    before = [speak_doc(f"Announcement number {i}.") for i in range(6)]
+    before = [speak_doc(f"Number {i}.") for i in range(6)]
     box.publish_lines("speak", [json.dumps(d).encode() for d in before])
     box.stream.wait_ack(before[1]["id"], "playing", timeout=30)
     box.kill9()
     box.stream.wait_status("offline")  # the will (delay 0 in tests)
 
-    during = [speak_doc(f"Sent while the box was down, number {i}.") for i in range(2)]
+    during = [speak_doc(f"Later {i}.") for i in range(2)]
     resent = [before[0], before[3]]  # an operator re-sends; the broker may redeliver too
     box.publish_lines("speak", [json.dumps(d).encode() for d in during + resent])
 
