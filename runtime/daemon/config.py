@@ -85,6 +85,7 @@ class AmplifierConfig:
 class VoiceConfig:
     bundle_dir: str = ""  # empty: the fallback voice speaks everything
     default_voice: str = ""
+    max_tokens: int = 0  # semantic tokens per sentence (bounds synthesis time); 0: the engine's default
 
 
 @dataclass(frozen=True)

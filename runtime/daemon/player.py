@@ -17,7 +17,7 @@ from runtime.daemon.chime import chime, silence
 from runtime.daemon.envelope import AlertCommand, SpeakCommand
 from runtime.daemon.prerendered import PrerenderedAlerts
 from runtime.errors import SkyvoiceError
-from runtime.synth.synthesizer import AudioChunk, Synthesizer
+from runtime.synth.synthesizer import AudioChunk, SynthesisOptions, Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class PlayerConfig:
     sample_rate_hz: int = 32000
     default_volume_pct: int = 60
     emergency_volume_pct: int = 90
+    default_voice: Optional[str] = None
+    synthesis: Optional[SynthesisOptions] = None  # None: the voice's defaults
 
 
 def announcement_text(command: AlertCommand | SpeakCommand) -> str:
@@ -123,7 +125,9 @@ class Player:
         if neural is not None:
             produced = 0
             try:
-                for chunk in neural.synthesize(text, voice=command.voice, lang=command.lang, cancel=cancel):
+                voice = command.voice or self.config.default_voice
+                chunks = neural.synthesize(text, voice=voice, lang=command.lang, options=self.config.synthesis, cancel=cancel)
+                for chunk in chunks:
                     produced += 1
                     yield AudioChunk(resample(chunk.samples, chunk.sample_rate_hz, rate), rate)
                 return

@@ -40,12 +40,12 @@ class PrerenderedAlerts:
         self.alerts = {alert.name: alert for alert in alerts}
         self._audio: dict[tuple[str, str], RenderedAudio] = {}
 
-    def render_all(self, synthesizer: Synthesizer, *, voice: Optional[str] = None) -> int:
+    def render_all(self, synthesizer: Synthesizer, *, voice: Optional[str] = None, options=None) -> int:
         """Render every standard alert with `synthesizer`; an alert that fails keeps its old audio. Returns how many."""
         rendered = 0
         for alert in self.alerts.values():
             try:
-                chunks = list(synthesizer.synthesize(alert.text, voice=voice, lang=alert.lang))
+                chunks = list(synthesizer.synthesize(alert.text, voice=voice, lang=alert.lang, options=options))
             except Exception as exc:  # any voice failure: keep serving; the fallback voice will speak this alert
                 _LOGGER.warning("standard alert not pre-rendered name=%s error=%s", alert.name, exc)
                 continue

@@ -41,6 +41,7 @@ from runtime.daemon.signatures import SignaturePolicy
 from runtime.daemon.topics import Topics
 from runtime.errors import BundleRejected, CommandRejected, SkyvoiceError
 from runtime.keys import TrustStore
+from runtime.synth.synthesizer import SynthesisOptions
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ class Service:
         self.fallback = EspeakSynthesizer()
         self.neural = self._load_neural_voice()
         self.prerendered = PrerenderedAlerts(config.standard_alerts)
+        synthesis = SynthesisOptions(max_tokens=config.voice.max_tokens) if config.voice.max_tokens else None
         if self.neural is not None:
-            self.prerendered.render_all(self.neural, voice=config.voice.default_voice or None)
+            self.prerendered.render_all(self.neural, voice=config.voice.default_voice or None, options=synthesis)
         self.outputs = build_outputs(config, amplifier=amplifier, sink=sink, on_event=self._device_event)
         playback_config = config.playback
         self.player = Player(
@@ -78,7 +80,11 @@ class Service:
             neural=lambda: self.neural,
             prerendered=self.prerendered,
             config=PlayerConfig(
-                playback_config.sample_rate_hz, playback_config.default_volume_pct, playback_config.emergency_volume_pct
+                playback_config.sample_rate_hz,
+                playback_config.default_volume_pct,
+                playback_config.emergency_volume_pct,
+                config.voice.default_voice or None,
+                synthesis,
             ),
         )
         self.trigger = LocalTrigger({a.name for a in config.standard_alerts}, self._fire_standard_alert)
