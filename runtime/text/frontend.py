@@ -116,6 +116,10 @@ class TextFrontend:
         for seg_lang, seg_text in segments:
             phones, seg_word2ph, norm = self._segment_phones(seg_lang, seg_text)
             phones = [known_or_unk(p) for p in phones]
+            if seg_lang == "en" and 0 < len(phones) < MIN_EN_PHONES and not (symbols and symbols[-1] in PUNCTUATION):
+                # The official cleaner puts "," before short English; we skip it right after a mark (no ", ,").
+                phones = [","] + phones
+                seg_word2ph = [len(phones)]
             starts.append(len(symbols))
             seg_word2ph_all.append(tuple(seg_word2ph))
             symbols += phones
@@ -143,8 +147,6 @@ class TextFrontend:
         if lang == "en":
             norm = normalize_en.normalize(text)
             phones = self._backend("en").g2p(norm)
-            if 0 < len(phones) < MIN_EN_PHONES:
-                phones = [","] + phones
             return phones, [len(phones)] if phones else [], norm
         backend = self._backend(lang)
         phones, word2ph, norm = backend.phonemize(text)

@@ -1,10 +1,11 @@
 """Language segmentation by script: English runs inside zh/ja/ko/yue text, or full detection for `auto`.
 
-Rules (our own, in the spirit of the official LangSegmenter): Latin letters are English; Hangul is Korean; kana
-is Japanese and, when a text holds any kana, its Han chars are Japanese too; other Han chars are Chinese
-(or the caller's language in zh/ja/ko/yue mode). Digits, spaces and marks are neutral: they stay with the segment
-before them (the first segment takes the neutral chars that open the text). A unit such as "km" right after a
-digit stays neutral so that the number's language reads it.
+Rules (our own, after the official LangSegmenter's behaviour): Latin letters are English; Hangul is Korean; kana
+is Japanese and, when a text holds any kana, its Han chars are Japanese too; other Han chars are Chinese (or the
+caller's language in zh/ja/ko/yue mode). Spaces and marks stay with the run before them (the first run takes the
+ones that open the text); a unit such as "km" right after a digit stays with the number. A run of digits (with its
+decimal point, colon or thousands comma) takes a side like the official digit rule: the only neighbour's language;
+the language of both neighbours when they agree; the next one after a sentence mark; otherwise the longer neighbour's.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import re
 from typing import Final
 
 EN: Final = "en"
+DIGIT: Final = "digit"
 UNIT_WORDS: Final = frozenset(
     "km m cm mm kg g mg ml L h s min km/h m/s kW W V A dB Hz hPa t ft mi mph lb lbs kn".split()
 )
+SENTENCE_END_MARKS: Final = frozenset(",.!?，。！？")
 _LATIN_RE: Final = re.compile(r"[A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)*(?:/[A-Za-z]+)?")
+_DIGIT_JOINERS: Final = frozenset(".:,")
 
 
 def _script(char: str) -> str | None:
@@ -32,46 +36,91 @@ def _script(char: str) -> str | None:
     return None
 
 
-def _unit_after_digit(text: str, start: int) -> bool:
+def _unit_after_digit(text: str, start: int) -> str | None:
     match = _LATIN_RE.match(text, start)
     if match is None:
-        return False
+        return None
     before = text[:start].rstrip(" ")
-    if match.group(0) in {"C", "F"} and before.endswith("°"):
-        return True  # °C, °F
-    return match.group(0) in UNIT_WORDS and bool(before) and before[-1].isdigit()
+    unit = match.group(0)
+    if unit in {"C", "F"} and before.endswith("°"):
+        return unit  # °C, °F
+    return unit if unit in UNIT_WORDS and before and before[-1].isdigit() else None
+
+
+def _items(text: str, lang: str) -> tuple[str, list[list[str]]]:
+    """[[label, text], ...] with labels en/zh/ja/ko/<lang>/digit; returns also the neutral chars opening the text."""
+    has_kana = any(_script(char) == "kana" for char in text)
+    items: list[list[str]] = []
+    pending = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        unit = _unit_after_digit(text, index) if _script(char) == "latin" else None
+        chunk = unit or char
+        index += len(chunk)
+        if char.isdigit() and char.isascii():
+            if items and items[-1][0] == DIGIT and (items[-1][1][-1].isdigit() or items[-1][1][-1] in _DIGIT_JOINERS):
+                items[-1][1] += chunk
+            else:
+                items.append([DIGIT, pending + chunk])
+                pending = ""
+            continue
+        script = None if unit else _script(char)
+        if script is None:
+            if items:
+                items[-1][1] += chunk
+            else:
+                pending += chunk
+            continue
+        label = _label(script, lang, has_kana)
+        if items and items[-1][0] == label:
+            items[-1][1] += chunk
+        else:
+            items.append([label, pending + chunk])
+            pending = ""
+    return pending, items
+
+
+def _resolve_digits(items: list[list[str]], fallback: str) -> None:
+    """Give each digit run a language, in place (see the module docstring)."""
+    for index, item in enumerate(items):
+        if item[0] != DIGIT:
+            continue
+        before = items[index - 1] if index > 0 else None
+        after = next((other for other in items[index + 1 :] if other[0] != DIGIT), None)
+        if before is None and after is None:
+            item[0] = fallback
+        elif after is None:
+            item[0] = before[0]
+        elif before is None:
+            item[0] = after[0]
+        elif before[0] == after[0]:
+            item[0] = before[0]
+        elif before[1].rstrip()[-1:] in SENTENCE_END_MARKS:
+            item[0] = after[0]
+        elif item[1].rstrip()[-1:] in {"。", "."}:
+            item[0] = before[0]
+        else:
+            item[0] = before[0] if len(before[1]) >= len(after[1]) else after[0]
 
 
 def segment(text: str, lang: str) -> list[tuple[str, str]]:
     """Split text into (lang, text) runs. lang is zh/ja/ko/yue (that language mixed with English), en or auto."""
     if lang == EN:
         return [(EN, text)] if text else []
-    has_kana = any(_script(char) == "kana" for char in text)
-    runs: list[list[str]] = []  # [lang, text]
-    pending = ""  # neutral chars before the first labelled char
-    index = 0
-    while index < len(text):
-        char = text[index]
-        script = _script(char)
-        if script == "latin" and _unit_after_digit(text, index):
-            unit = _LATIN_RE.match(text, index).group(0)
-            script, chunk = None, unit
-        else:
-            chunk = char
-        label = None if script is None else _label(script, lang, has_kana)
-        if label is None:
-            if runs:
-                runs[-1][1] += chunk
-            else:
-                pending += chunk
-        elif runs and runs[-1][0] == label:
+    pending, items = _items(text, lang)
+    fallback = "zh" if lang == "auto" else lang
+    if not items:
+        return [(fallback, pending)] if pending.strip() else []
+    _resolve_digits(items, fallback)
+    runs: list[list[str]] = []
+    for label, chunk in items:
+        if runs and runs[-1][0] == label:
             runs[-1][1] += chunk
         else:
-            runs.append([label, pending + chunk])
-            pending = ""
-        index += len(chunk)
-    if pending:  # the text holds no letters at all: digits and marks read in the requested language
-        runs.append([EN if lang == "auto" else lang, pending])
+            runs.append([label, chunk])
+    if pending:
+        runs[0][1] = pending + runs[0][1]
     return [(label, chunk) for label, chunk in runs if chunk.strip()]
 
 
