@@ -154,7 +154,8 @@ def worker_skyvoice(spec: dict) -> dict:
     started = time.perf_counter()
     synth = NeuralSynthesizer(spec["bundle"], threads=spec.get("threads", 0))
     synth.gpt.ignore_eos = True  # bench-only: a fixed amount of work
-    pack = synth.voice(VOICE)
+    voice = spec.get("voice", VOICE)
+    pack = synth.voice(voice)
     load_s = time.perf_counter() - started
     tokens = spec["tokens"]
     options = SynthesisOptions(max_tokens=tokens, seed=0, stream=False)
@@ -203,7 +204,7 @@ def worker_skyvoice(spec: dict) -> dict:
 
     items = [("", list(t)) for t in sentences]
     t0 = time.perf_counter()
-    speech = sum(c.samples.size for c in synth.synthesize_sentences(items, voice=VOICE, options=options, cancel=None, utterances=None))
+    speech = sum(c.samples.size for c in synth.synthesize_sentences(items, voice=voice, options=options, cancel=None, utterances=None))
     e2e_s = time.perf_counter() - t0
     e2e_audio_s = len(sentences) * tokens * spt / sr
 
@@ -212,14 +213,14 @@ def worker_skyvoice(spec: dict) -> dict:
     quiet = SynthesisOptions(max_tokens=tokens, seed=1, stream=True, noise_scale=0.0)
     t0 = time.perf_counter()
     ttfa_ms, pieces = None, []
-    for chunk in synth.synthesize_sentences(announcement, voice=VOICE, options=quiet, cancel=None, utterances=None):
+    for chunk in synth.synthesize_sentences(announcement, voice=voice, options=quiet, cancel=None, utterances=None):
         if ttfa_ms is None and chunk.samples.size:
             ttfa_ms = (time.perf_counter() - t0) * 1e3
         pieces.append(chunk.samples)
     stream_s = time.perf_counter() - t0
     streamed = np.concatenate(pieces)
     whole_opts = SynthesisOptions(max_tokens=tokens, seed=1, stream=False, noise_scale=0.0)
-    whole = np.concatenate([c.samples for c in synth.synthesize_sentences(announcement, voice=VOICE, options=whole_opts,
+    whole = np.concatenate([c.samples for c in synth.synthesize_sentences(announcement, voice=voice, options=whole_opts,
                                                                            cancel=None, utterances=None)])
     n = min(streamed.size, whole.size)
     err = streamed[:n].astype(np.float64) - whole[:n]
@@ -256,7 +257,7 @@ def worker_torch(spec: dict) -> dict:
     config = BuildConfig(gpt_path=Path(spec["gpt"]), sovits_path=Path(spec["sovits"]), out_dir=Path("/nonexistent"))
     _, gpt, _, sovits = load_models(config)
     decoder = SovitsDecoderGraph(sovits).eval()
-    pack = VoicePack.load(Path(spec["bundle"]) / "voices" / f"{VOICE}.npz")
+    pack = VoicePack.load(Path(spec["bundle"]) / "voices" / f"{spec.get('voice', VOICE)}.npz")
     load_s = time.perf_counter() - started
     tokens, spt, sr = spec["tokens"], spec["samples_per_token"], spec["sample_rate_hz"]
     ge = torch.from_numpy(np.asarray(pack.ge, np.float32).reshape(1, -1, 1))

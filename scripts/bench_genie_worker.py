@@ -101,7 +101,7 @@ def time_graphs(model_dir: str, spec_path: str, result_path: str) -> int:
         for _ in range(s["tokens"] - 1):
             a = time.perf_counter()
             y, y_emb, _stop, *kv = stage.run(None, dict(zip(names, [y, y_emb, *kv])))
-            steps.append(time.perf_counter() - a)
+            steps.append((time.perf_counter() - a) * 1e3)
         t2 = time.perf_counter()
         semantic = np.clip(y[:, -s["tokens"]:], 0, 1023).reshape(1, 1, -1).astype(np.int64)
         audio = vits.run(None, {"text_seq": s["text_seq"], "pred_semantic": semantic, "ref_audio": ref_audio})[0]
