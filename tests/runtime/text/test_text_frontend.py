@@ -161,6 +161,10 @@ def test_normalize_en(text, expected):
         ("서울역 Seoul station", "auto", [("ko", "서울역 "), ("en", "Seoul station")]),
         ("Hello world", "en", [("en", "Hello world")]),
         ("123", "zh", [("zh", "123")]),
+        ("G1234次列车", "zh", [("en", "G"), ("zh", "1234次列车")]),
+        ("Gate 12. 请到12号门", "auto", [("en", "Gate 12. "), ("zh", "请到12号门")]),
+        ("Call 555-1234, 谢谢", "zh", [("en", "Call 555-1234, "), ("zh", "谢谢")]),
+        ("3番線", "ja", [("ja", "3番線")]),
     ],
 )
 def test_segment(text, lang, expected):
