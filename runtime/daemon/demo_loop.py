@@ -37,7 +37,54 @@ def start_broker(work_dir: Path, choice: str):
     return broker
 
 
-def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0, broker_choice: str = "auto") -> int:
+SIM_PROFILE = Path(__file__).resolve().parents[2] / "configs" / "amplifiers" / "generic-modbus-rtu.toml"
+
+
+class SimulatedAmplifier:
+    """The device layer's Modbus RTU amplifier simulator on a pty pair; the daemon drives it like real hardware."""
+
+    def __init__(self, profile_path: Path):
+        from device.profiles import load_profile
+        from device.sim import PtyPair, open_sim
+
+        self.profile_path = profile_path
+        self.pair = PtyPair()
+        self.sim = open_sim(load_profile(profile_path), self.pair.amp_path)
+        self.sim.start()
+
+    @property
+    def port(self) -> str:
+        return self.pair.host_path
+
+    def writes(self) -> list[str]:
+        seen = []
+        while True:
+            try:
+                write = self.sim.writes.get_nowait()
+            except queue.Empty:
+                return seen
+            seen.append(f"{write.function}={write.value}")
+
+    def stop(self) -> None:
+        self.sim.stop()
+        self.pair.close()
+
+
+def start_amplifier(choice: str):
+    """The simulated Modbus amplifier (needs the repository's configs/amplifiers), else none (NullAmplifier)."""
+    if choice == "null":
+        print("amplifier: none (NullAmplifier)")
+        return None
+    if not SIM_PROFILE.is_file():
+        print(f"amplifier: profile {SIM_PROFILE} not found; using NullAmplifier")
+        return None
+    amplifier = SimulatedAmplifier(SIM_PROFILE)
+    print(f"amplifier: simulated Modbus RTU amplifier ({SIM_PROFILE.name}) on {amplifier.port}")
+    return amplifier
+
+
+def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0, broker_choice: str = "auto",
+             amp_choice: str = "sim") -> int:
     from runtime.daemon.mqtt_link import OperatorClient
     from runtime.daemon.service import Service
 
@@ -47,6 +94,12 @@ def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0, br
     with tempfile.TemporaryDirectory(prefix="skyvoice-demo-") as work:
         work_dir = Path(work)
         broker = start_broker(work_dir, broker_choice)
+        amplifier = start_amplifier(amp_choice)
+        amp_config = (
+            {"kind": "profile", "profile": str(amplifier.profile_path), "port": amplifier.port}
+            if amplifier is not None
+            else {"kind": "null"}
+        )
         private_path, _ = generate_keypair(work_dir / "trusted", "operator")
         operator_key = load_private_key(private_path)
         private_path.rename(work_dir / "operator.key")  # the box trusts only the .pub
@@ -58,6 +111,7 @@ def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0, br
                 "security": {"trusted_keys_dir": str(work_dir / "trusted")},
                 "audio": {"sink": "wav", "wav_path": str(out_wav_path), "realtime": False},
                 "voice": {"bundle_dir": bundle_dir},
+                "amplifier": amp_config,
                 "telemetry": {"interval_s": 3600.0},
             }
         )
@@ -69,7 +123,7 @@ def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0, br
             service.start()
             _wait_online(operator, topics, timeout_s)
             print(f"daemon: box {BOX_ID}, voice {'neural' if service.neural is not None else 'fallback (espeak-ng)'}, "
-                  f"null amplifier, WAV sink {out_wav_path}")
+                  f"WAV sink {out_wav_path}")
             now = time.time()
             speak = {
                 "id": "demo-speak-1",
@@ -98,6 +152,9 @@ def run_demo(*, out_wav: str, bundle_dir: str = "", timeout_s: float = 120.0, br
             operator.close()
             service.stop()
             broker.stop()
+            if amplifier is not None:
+                print("amplifier writes: " + " ".join(amplifier.writes()))
+                amplifier.stop()
     if not all(state == "done" for state in outcome.values()):
         raise SkyvoiceError(f"demo did not finish cleanly: {outcome}; run with -v for the daemon's log")
     import soundfile
