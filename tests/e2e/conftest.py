@@ -131,6 +131,7 @@ class Box:
         mqtt.update(overrides.pop("mqtt", {}))
         audio = {"sink": "wav", "wav_path": "out.wav", "realtime": True}
         audio.update(overrides.pop("audio", {}))
+        amplifier = overrides.pop("amplifier", {"kind": "null"})
         lines = [
             f'box_id = "{self.box_id}"',
             "[mqtt]", *[f"{k} = {_toml(v)}" for k, v in mqtt.items()],
@@ -138,6 +139,7 @@ class Box:
             "[security]", *[f"{k} = {_toml(v)}" for k, v in security.items()],
             "[playback]", *[f"{k} = {_toml(v)}" for k, v in playback.items()],
             "[audio]", *[f"{k} = {_toml(v)}" for k, v in audio.items()],
+            "[amplifier]", *[f"{k} = {_toml(v)}" for k, v in amplifier.items()],
             "[telemetry]", "interval_s = 3600.0",
             "[[standard_alerts]]", 'name = "evacuate"', 'text = "Evacuate now."', 'status = "Actual"', "repeat = 1",
         ]

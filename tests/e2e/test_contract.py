@@ -146,3 +146,37 @@ def _seconds(stamp: str) -> float:
     from runtime.daemon.envelope import parse_time
 
     return parse_time(stamp, "at")
+
+
+def test_sigterm_stops_cleanly_and_says_offline(box):
+    mark = box.stream.mark()
+    box.stop()
+    assert box.process.returncode == 0, box.log()
+    assert box.stream.wait_status("offline", start=mark)["reason"] == "stopped"
+
+
+def test_zones_and_volume_reach_the_amplifier(make_box):
+    """The daemon drives the device layer's simulated Modbus amplifier on a pty, like a real one on RS485."""
+    from device.profiles import load_profile
+    from device.sim import PtyPair, open_sim
+
+    profile = Path(__file__).resolve().parents[2] / "configs" / "amplifiers" / "generic-modbus-rtu.toml"
+    pair = PtyPair()
+    sim = open_sim(load_profile(profile), pair.amp_path).start()
+    try:
+        box = make_box(amplifier={"kind": "profile", "profile": str(profile), "port": pair.host_path})
+        box.start()
+        box.wait_online()
+        doc = speak_doc("Zones two and three.", zones=[2, 3], volume=40)
+        box.publish("speak", doc)
+        box.stream.wait_ack(doc["id"], "done", timeout=30)
+        box.stop()
+        writes = []
+        while not sim.writes.empty():
+            write = sim.writes.get_nowait()
+            writes.append((write.function, write.value))
+        assert ("volume", 40) in writes and ("power", 1) in writes
+        assert any(function == "zones" for function, _ in writes)
+    finally:
+        sim.stop()
+        pair.close()
