@@ -157,9 +157,8 @@ class NeuralSynthesizer:
         utterances: Optional[list] = None,
     ) -> Iterator[AudioChunk]:
         """Text → audio chunks, sentence by sentence (`utterances`, if given, collects tokens per sentence)."""
-        sentences = self.frontend.split_sentences(text)
-        lang_of = (lambda s: lang)
-        items = [(s, list(self.frontend.phonemize(s, lang_of(s)).ids)) for s in sentences]
+        sentences = self.frontend.split_sentences(text, lang=lang)
+        items = [(s, list(self.frontend.phonemize(s, lang).ids)) for s in sentences]
         yield from self.synthesize_sentences(items, voice=voice, options=options, cancel=cancel, utterances=utterances)
 
     def synthesize_phones(
