@@ -132,9 +132,11 @@ class Box:
         audio = {"sink": "wav", "wav_path": "out.wav", "realtime": True}
         audio.update(overrides.pop("audio", {}))
         amplifier = overrides.pop("amplifier", {"kind": "null"})
+        tls = overrides.pop("tls", {})
         lines = [
             f'box_id = "{self.box_id}"',
             "[mqtt]", *[f"{k} = {_toml(v)}" for k, v in mqtt.items()],
+            "[mqtt.tls]", *[f"{k} = {_toml(v)}" for k, v in tls.items()],
             "[store]", 'path = "commands.db"',
             "[security]", *[f"{k} = {_toml(v)}" for k, v in security.items()],
             "[playback]", *[f"{k} = {_toml(v)}" for k, v in playback.items()],
@@ -209,7 +211,7 @@ def make_box(broker, tmp_path):
     def make(**overrides) -> Box:
         work = tmp_path / f"box{len(boxes)}"
         work.mkdir()
-        box = Box(broker, work, **overrides)
+        box = Box(overrides.pop("broker", broker), work, **overrides)
         boxes.append(box)
         return box
 
