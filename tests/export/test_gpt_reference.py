@@ -19,7 +19,7 @@ from export.reference.gpt import (
     sinusoid,
 )
 
-SHARED_KEY_LIST = Path("/work/shared/research/gpt-sovits-keys/t2s_keys.txt")
+SHARED_KEY_LIST = Path(__file__).resolve().parent.parent / "data" / "t2s_keys.txt"
 OFFICIAL_TENSORS = 295
 OFFICIAL_PARAMS = 77_606_402
 

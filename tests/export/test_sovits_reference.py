@@ -14,7 +14,7 @@ from export.reference.sovits import FULL_SOVITS_HPARAMS, TINY_SOVITS_HPARAMS, Sy
 from export.reference.sovits.attentions import MultiHeadAttention
 from export.reference.sovits.weight_norm import WeightNormConv1d, WeightNormConvTranspose1d
 
-SHARED_KEY_LIST = Path("/work/shared/research/gpt-sovits-keys/s2_v2_keys.txt")
+SHARED_KEY_LIST = Path(__file__).resolve().parent.parent / "data" / "s2_v2_keys.txt"
 OFFICIAL_TENSORS_WITHOUT_ENC_Q = 673
 OFFICIAL_PARAMS_WITHOUT_ENC_Q = 42_389_633  # fact sheet §8: 42.39 M as saved
 
