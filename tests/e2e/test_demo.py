@@ -25,4 +25,5 @@ def test_demo_speaks_and_plays_a_signed_alert(broker_choice, tmp_path, request):
     assert '"id": "demo-speak-1", "kind": "speak", "state": "done"' in result.stdout
     assert '"id": "demo-alert-1", "kind": "alert", "state": "done"' in result.stdout
     assert soundfile.info(str(out)).duration > 3.0
-    assert "amplifier writes: power=1" in result.stdout  # the simulated Modbus amplifier was driven
+    writes = next(line for line in result.stdout.splitlines() if line.startswith("amplifier writes:"))
+    assert "power=1" in writes and "mute=0" in writes  # the simulated Modbus amplifier was driven
