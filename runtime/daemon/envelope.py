@@ -76,7 +76,12 @@ class AlertCommand:
     voice: Optional[str] = None
     lang: str = "auto"
     cap_identifier: Optional[str] = None
+    cap_cancels: tuple[str, ...] = ()  # a CAP msgType=Cancel: the identifiers of the CAP alerts it cancels
     kind: str = field(default="alert", init=False)
+
+    @property
+    def is_cap_cancel(self) -> bool:
+        return bool(self.cap_cancels)
 
 
 @dataclass(frozen=True)
@@ -243,10 +248,10 @@ def _parse_alert(document: dict, envelope: Envelope) -> AlertCommand:
     if has_text == has_cap:
         raise CommandRejected("an alert needs exactly one of 'text' or 'cap' (a CAP 1.2 XML document)")
     status = document.get("status")
-    cap_identifier = None
+    cap_identifier, cap_cancels = None, ()
     if has_cap:
         cap = parse_cap(document["cap"])
-        text, cap_identifier = cap.text, cap.identifier
+        text, cap_identifier, cap_cancels = cap.text, cap.identifier, cap.references if cap.msg_type == "Cancel" else ()
         if status is None:
             status = cap.status
         elif status != cap.status:
@@ -258,7 +263,9 @@ def _parse_alert(document: dict, envelope: Envelope) -> AlertCommand:
     chime = document.get("chime", True)
     if not isinstance(chime, bool):
         raise CommandRejected("field 'chime' must be true or false")
-    return AlertCommand(envelope, text, status, chime, _optional_name(document, "voice"), _lang(document), cap_identifier)
+    return AlertCommand(
+        envelope, text, status, chime, _optional_name(document, "voice"), _lang(document), cap_identifier, cap_cancels
+    )
 
 
 @dataclass(frozen=True)
@@ -267,10 +274,14 @@ class CapAlert:
     status: str
     msg_type: str
     text: str
+    references: tuple[str, ...] = ()  # identifiers from <references> "sender,identifier,sent" triplets
 
 
 def parse_cap(value: Any) -> CapAlert:
-    """The speakable text of a CAP 1.2 `<alert>`: headline, description and instruction of its first `<info>`."""
+    """The speakable text of a CAP 1.2 `<alert>`: headline, description and instruction of its first `<info>`.
+
+    A `Cancel` names the alerts it cancels in `<references>`; its text is empty (nothing is spoken).
+    """
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_PAYLOAD_BYTES:
         raise CommandRejected("field 'cap' must be a CAP 1.2 XML document as a string")
     if "<!DOCTYPE" in value.upper() or "<!ENTITY" in value.upper():
@@ -291,8 +302,13 @@ def parse_cap(value: Any) -> CapAlert:
         raise CommandRejected("field 'cap' has no <identifier>")
     if status not in ALERT_STATUSES:
         raise CommandRejected(f"field 'cap' has <status> {status!r}; the box plays only {', '.join(ALERT_STATUSES)}")
-    if msg_type not in ("Alert", "Update"):
-        raise CommandRejected(f"field 'cap' has <msgType> {msg_type!r}; send a cancel command to cancel")
+    if msg_type not in ("Alert", "Update", "Cancel"):
+        raise CommandRejected(f"field 'cap' has <msgType> {msg_type!r}; the box takes Alert, Update and Cancel")
+    if msg_type == "Cancel":
+        references = tuple(t.split(",")[1] for t in child_text(root, "references").split() if t.count(",") == 2)
+        if not references:
+            raise CommandRejected("field 'cap' is a Cancel without <references> sender,identifier,sent triplets")
+        return CapAlert(identifier, status, msg_type, "", references)
     info = root.find(f"{{{_CAP_NS}}}info")
     if info is None:
         raise CommandRejected("field 'cap' has no <info> block to speak")

@@ -82,6 +82,14 @@ class Scheduler:
                     return "queued"
         return None
 
+    def ids_matching(self, predicate) -> list[str]:
+        """Ids of the queued and playing commands for which predicate(command) is true (CAP Cancel lookups)."""
+        with self._condition:
+            candidates = [c for _, _, c in self._heap if c.envelope.id not in self._removed]
+            if self._current is not None and self._current.interruption is None:
+                candidates.append(self._current.command)
+            return [c.envelope.id for c in candidates if predicate(c)]
+
     def next(self, timeout: float) -> Optional[Playback]:
         """The next command to play (it becomes current), or None after `timeout` seconds with nothing queued."""
         with self._condition:

@@ -195,7 +195,9 @@ class Service:
         if envelope.expires_at is not None and self.clock() >= envelope.expires_at:
             self._finish(command, states.EXPIRED, f"expired at {format_time(envelope.expires_at)} before it was queued")
             return
-        if isinstance(command, (SpeakCommand, AlertCommand)):
+        if isinstance(command, AlertCommand) and command.is_cap_cancel:
+            self._cap_cancel(command)
+        elif isinstance(command, (SpeakCommand, AlertCommand)):
             self.events.ack(envelope.id, "queued", kind=command.kind, reply_to=reply_to)
             for dropped in self.scheduler.submit(command):
                 self._finish(dropped.command, dropped.state, dropped.reason)
@@ -208,14 +210,30 @@ class Service:
             self._install_voice(command)
 
     def _cancel(self, command: CancelCommand) -> None:
-        where = self.scheduler.cancel(command.cancels)
-        if where == "queued":
-            self.store.set_state(command.cancels, states.CANCELLED, f"cancelled by {command.envelope.id}")
-            self.events.ack(command.cancels, "cancelled", reason=f"cancelled by {command.envelope.id}")
-        if where is None:
+        if self._cancel_one(command.cancels, command.envelope.id) is None:
             self._finish(command, states.FAILED, f"no queued or playing command has id {command.cancels}")
         else:
             self._finish(command, states.DONE, None)
+
+    def _cap_cancel(self, command: AlertCommand) -> None:
+        """A CAP msgType=Cancel: stop or drop every alert whose CAP identifier it references."""
+        targets = self.scheduler.ids_matching(
+            lambda queued: isinstance(queued, AlertCommand) and queued.cap_identifier in command.cap_cancels
+        )
+        for target in targets:
+            self._cancel_one(target, command.envelope.id)
+        if targets:
+            self._finish(command, states.DONE, None)
+        else:
+            references = ", ".join(command.cap_cancels)
+            self._finish(command, states.FAILED, f"no queued or playing alert has CAP identifier {references}")
+
+    def _cancel_one(self, target: str, by: str) -> Optional[str]:
+        where = self.scheduler.cancel(target)
+        if where == "queued":  # a playing one is acked by the worker when its playback stops
+            self.store.set_state(target, states.CANCELLED, f"cancelled by {by}")
+            self.events.ack(target, "cancelled", reason=f"cancelled by {by}")
+        return where
 
     def _finish(self, command: Command, state: str, reason: Optional[str]) -> None:
         self.store.set_state(command.envelope.id, state, reason)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import queue
-import threading
 import time
 
 import pytest
@@ -125,3 +124,28 @@ def test_status_and_voice_commands(service):
     service.handle_message(TOPICS.command("voice"), payload(voice))
     event = service.publisher.wait(lambda t, e: t == TOPICS.ack and e["id"] == "v-1")
     assert event["state"] in ("failed", "rejected") and event["reason"]
+
+
+CAP_TEMPLATE = """<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier>
+<sender>ops@example.org</sender><sent>2026-12-02T04:00:00-00:00</sent><status>Test</status><msgType>{msg_type}</msgType>
+<scope>Public</scope>{references}<info><category>Safety</category><event>Drill</event><urgency>Immediate</urgency>
+<severity>Minor</severity><certainty>Observed</certainty><headline>{headline}</headline></info></alert>"""
+
+
+def test_cap_cancel_stops_the_referenced_alert(service):
+    cap_alert = CAP_TEMPLATE.format(identifier="DRILL-1", msg_type="Alert", references="",
+                                    headline="A long drill announcement for every crew member on every deck " * 3)
+    alert = alert_doc(priority=240)
+    del alert["text"], alert["status"]
+    alert["cap"] = cap_alert
+    alert = signed(alert, "alert", service.key)
+    service.handle_message(TOPICS.command("alert"), payload(alert))
+    service.publisher.wait_ack(alert["id"], "playing")
+    cancel = alert_doc(priority=240)
+    del cancel["text"], cancel["status"]
+    cancel["cap"] = CAP_TEMPLATE.format(identifier="DRILL-2", msg_type="Cancel", headline="",
+                                        references="<references>ops@example.org,DRILL-1,2026-12-02T04:00:00-00:00</references>")
+    cancel = signed(cancel, "alert", service.key)
+    service.handle_message(TOPICS.command("alert"), payload(cancel))
+    service.publisher.wait_ack(cancel["id"], "done")
+    assert "DRILL-2" not in str(service.publisher.wait_ack(alert["id"], "cancelled"))
