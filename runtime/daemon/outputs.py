@@ -9,7 +9,7 @@ from typing import Callable, Optional
 from device.playback import DeviceEvent, PlaybackConfig, PlaybackSequencer
 from device.sinks import AlsaSink, NullSink, WavFileSink
 from runtime.daemon.config import BoxConfig
-from runtime.daemon.wav_sink import PacedSink
+from runtime.daemon.paced_sink import PacedSink
 from runtime.errors import ConfigError
 
 _LOGGER = logging.getLogger(__name__)

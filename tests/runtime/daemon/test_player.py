@@ -16,7 +16,7 @@ from runtime.daemon.envelope import parse_document
 from runtime.daemon.fallback import EspeakSynthesizer
 from runtime.daemon.player import Player, PlayerConfig, announcement_text
 from runtime.daemon.prerendered import PrerenderedAlerts, StandardAlert
-from runtime.daemon.wav_sink import PacedSink
+from runtime.daemon.paced_sink import PacedSink
 from runtime.errors import SynthesisError
 
 RATE = 16000

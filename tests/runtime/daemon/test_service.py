@@ -25,7 +25,7 @@ class TimedSink:
     def __init__(self):
         from device.sinks import NullSink
 
-        from runtime.daemon.wav_sink import PacedSink
+        from runtime.daemon.paced_sink import PacedSink
 
         self.aborted_at = None
         self._inner = PacedSink(NullSink())
