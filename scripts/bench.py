@@ -466,7 +466,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     if args.worker:
         kind, spec_path, result_path = args.worker
+        load_before = os.getloadavg()[0]
         result = WORKERS[kind](json.loads(Path(spec_path).read_text()))
+        result["loadavg_1min"] = [load_before, os.getloadavg()[0]]  # the box is shared: how busy it was around the run
         Path(result_path).write_text(json.dumps(result, indent=1))
         return 0
 

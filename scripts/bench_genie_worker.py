@@ -61,6 +61,7 @@ def time_graphs(model_dir: str, spec_path: str, result_path: str) -> int:
 
     spec = json.loads(Path(spec_path).read_text())
     model = Path(model_dir)
+    load_before = os.getloadavg()[0]
 
     def load(onnx_name: str, bin_name: str | None):
         options = onnxruntime.SessionOptions()  # what genie-tts's ModelManager sets
@@ -125,6 +126,7 @@ def time_graphs(model_dir: str, spec_path: str, result_path: str) -> int:
         "audio_s": audio_s,
         "peak_rss_mb": _rss_mb(),
         "onnxruntime": onnxruntime.__version__,
+        "loadavg_1min": [load_before, os.getloadavg()[0]],
     }
     Path(result_path).write_text(json.dumps(result, indent=1))
     return 0
