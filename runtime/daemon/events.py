@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -28,12 +29,14 @@ class EventPublisher:
         self.publisher = publisher
         self.topics = topics
         self.clock = clock
+        self._sequence = itertools.count(1)  # per daemon run: with `at`, tells a QoS 1 redelivery from a new event
 
     def ack(self, command_id: Optional[str], state: str, *, kind: Optional[str] = None, reason: Optional[str] = None,
             reply_to: Optional[str] = None, **extra: Any) -> None:
         if state not in ACK_STATES:
             raise ValueError(f"unknown ack state {state!r}")
-        event = {"id": command_id, "state": state, "at": format_time(self.clock()), "box": self.topics.box_id}
+        event = {"id": command_id, "state": state, "at": format_time(self.clock()), "box": self.topics.box_id,
+                 "seq": next(self._sequence)}
         if kind:
             event["kind"] = kind
         if reason:

@@ -60,7 +60,7 @@ class EventStream:
             topic, _, payload = line.rstrip("\n").partition(" ")
             if topic == self.topics.ack:
                 # QoS 1 is at-least-once: an ack re-sent after a lost PUBACK arrives twice, byte for byte
-                # (same id, state and `at`). A second playback would carry another `at`, so it still counts.
+                # (same `seq` and `at`). Any new event, a second playback included, has another `seq`.
                 if payload in seen_acks:
                     self.redelivered += 1
                     continue
