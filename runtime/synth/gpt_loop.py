@@ -14,6 +14,7 @@ audio position P + idx; at most `max_tokens` tokens are kept.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from typing import Final, Iterator, Optional, Protocol, Union
@@ -113,6 +114,16 @@ class HostKvCache:
         return logits
 
 
+class _EitherEvent:
+    """Set when either event is (the consumer's cancel, or the prefetch worker's own stop)."""
+
+    def __init__(self, first: threading.Event, second: Optional[threading.Event]) -> None:
+        self.first, self.second = first, second
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or (self.second is not None and self.second.is_set())
+
+
 def _declared_logits_columns(runner: GraphRunner) -> Optional[int]:
     """The static logits width an ORT decode-step graph declares, or None (then plain `run` is used)."""
     session = getattr(runner, "session", None)
@@ -161,6 +172,11 @@ class GptDecoder:
         # Benchmark-only: never stop on EOS (the EOS column is always dropped), so random-weight models do a fixed
         # `max_tokens` of work. Never set in production.
         self.ignore_eos = False
+        # True: the decode loop runs in its own thread and queues chunks, so the consumer (the streaming SoVITS
+        # decoder) works on chunk k while chunk k+1 is generated (ORT releases the GIL). Off by default: measured on
+        # the shared 2-core box it did not raise throughput and it delayed the first audio (the GPT competes with the
+        # first decode); worth measuring again on a box with idle cores (docs/performance.md).
+        self.prefetch = False
 
     def generate(
         self,
@@ -228,9 +244,42 @@ class GptDecoder:
         if not self._busy.acquire(blocking=False):
             raise SynthesisError("the GPT decoder is already generating; run one utterance at a time per decoder")
         try:
-            yield from self._generate(*args)
+            if self.prefetch:
+                yield from self._prefetched(*args)
+            else:
+                yield from self._generate(*args)
         finally:
             self._busy.release()
+
+    def _prefetched(self, phones, bert, prompt, options, rng, cancel) -> Iterator[list[int]]:
+        """`_generate` in a worker thread; chunks come through a queue. Cancelling (or closing the generator) stops
+        the worker within one step and joins it; nothing generated after the cancel is yielded."""
+        stop = threading.Event()
+        chunks: queue.SimpleQueue = queue.SimpleQueue()
+
+        def produce() -> None:
+            try:
+                for chunk in self._generate(phones, bert, prompt, options, rng, _EitherEvent(stop, cancel)):
+                    chunks.put(("chunk", chunk))
+                chunks.put(("done", None))
+            except BaseException as exc:  # handed to the consumer's thread, raised there
+                chunks.put(("error", exc))
+
+        worker = threading.Thread(target=produce, name="gpt-decode-loop", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, value = chunks.get()
+                if kind == "done":
+                    return
+                if kind == "error":
+                    raise value
+                if cancel is not None and cancel.is_set():
+                    return
+                yield value
+        finally:
+            stop.set()
+            worker.join()
 
     def _generate(
         self,
