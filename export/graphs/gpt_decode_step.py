@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from typing import Final
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from export.graphs.gpt_prefill import check_graph_ops
+from export.graphs.tracing import trace_to_onnx
 from export.graphs.spec import GraphSpec
 from export.reference.gpt import Text2SemanticModel
 from export.validate import check_parity
@@ -75,20 +74,7 @@ def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None
     model = model.eval()
     spec = spec_for(model.n_layer)
     dummy = random_inputs(model, EXPORT_CACHE_LEN, EXPORT_CACHE_LEN, seed=0)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is our choice (flat, opset 17)
-        torch.onnx.export(
-            DecodeStepGraph(model),
-            tuple(torch.from_numpy(dummy[name]) for name in spec.inputs),
-            str(out_path),
-            input_names=list(spec.inputs),
-            output_names=list(spec.outputs),
-            dynamic_axes={k: dict(v) for k, v in spec.dynamic_axes.items()},
-            opset_version=spec.opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    check_graph_ops(out_path, spec)
+    trace_to_onnx(DecodeStepGraph(model), spec, dummy, out_path)
     _LOGGER.info("graph exported name=%s path=%s layers=%d", spec.name, out_path, model.n_layer)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from typing import Final
 
 import numpy as np
@@ -12,8 +11,8 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from export.errors import ExportError
 from export.graphs.spec import GraphSpec
+from export.graphs.tracing import check_graph_ops, trace_to_onnx
 from export.reference.gpt import BERT_DIM, Text2SemanticModel
 from export.validate import check_parity
 
@@ -37,7 +36,6 @@ EXPORT_PHONES: Final = 7  # dummy shapes for tracing; validation uses other leng
 EXPORT_PROMPT: Final = 5
 VALIDATE_PHONES: Final = 11
 VALIDATE_PROMPT: Final = 3
-FORBIDDEN_OPS: Final = frozenset({"Loop", "If", "Scan"})
 
 
 class PrefillGraph(nn.Module):
@@ -61,17 +59,6 @@ def random_inputs(model: Text2SemanticModel, phones: int, prompt: int, seed: int
     }
 
 
-def check_graph_ops(path: str | os.PathLike, spec: GraphSpec) -> None:
-    """Raise ExportError if the graph has control flow or an opset above the spec's."""
-    graph = onnx.load(str(path), load_external_data=False)
-    opset = max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset > spec.opset:
-        raise ExportError(f"graph {path} uses opset {opset}, above the allowed {spec.opset}; export with opset_version={spec.opset}")
-    found = sorted({n.op_type for n in graph.graph.node} & FORBIDDEN_OPS)
-    if found:
-        raise ExportError(f"graph {path} contains control-flow nodes {found}; TensorRT needs a flat graph, fix the reference module")
-
-
 def pin_output_shapes(path: str | os.PathLike, shapes: dict[str, tuple[int | str, ...]]) -> None:
     """Write the contract's output shapes (static sizes, named dynamic axes) over what the tracer inferred."""
     graph = onnx.load(str(path))
@@ -92,23 +79,10 @@ def pin_output_shapes(path: str | os.PathLike, shapes: dict[str, tuple[int | str
 def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None:
     """Trace `model.prefill` with the legacy exporter (opset 17, named dynamic axes) into `out_path`."""
     model = model.eval()
-    dummy = {k: torch.from_numpy(v) for k, v in random_inputs(model, EXPORT_PHONES, EXPORT_PROMPT, seed=0).items()}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is our choice (flat, opset 17)
-        torch.onnx.export(
-            PrefillGraph(model),
-            tuple(dummy[name] for name in SPEC.inputs),
-            str(out_path),
-            input_names=list(SPEC.inputs),
-            output_names=list(SPEC.outputs),
-            dynamic_axes={k: dict(v) for k, v in SPEC.dynamic_axes.items()},
-            opset_version=SPEC.opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    trace_to_onnx(PrefillGraph(model), SPEC, random_inputs(model, EXPORT_PHONES, EXPORT_PROMPT, seed=0), out_path)
     kv_shape = (model.n_layer, 1, "prefix_len", model.dim)
     pin_output_shapes(out_path, {"logits": (1, model.vocab_size), "k_prefill": kv_shape, "v_prefill": kv_shape})
-    check_graph_ops(out_path, SPEC)
+    check_graph_ops(out_path, SPEC)  # again: pinning rewrote the file
     _LOGGER.info("graph exported name=%s path=%s layers=%d", SPEC.name, out_path, model.n_layer)
 
 

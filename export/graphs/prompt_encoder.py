@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from export.graphs.spec import GraphSpec
+from export.graphs.tracing import trace_to_onnx
 from export.reference.sovits import SynthesizerV2
 from export.validate import check_parity
 
@@ -49,19 +50,7 @@ def random_inputs(model: SynthesizerV2, frames: int, seed: int) -> dict[str, np.
 
 
 def export_graph(model: SynthesizerV2, out_path: str | os.PathLike) -> None:
-    dummy = torch.from_numpy(random_inputs(model, EXPORT_FRAMES, 0)["ssl_features"])
-    with torch.no_grad():
-        torch.onnx.export(
-            PromptEncoderGraph(model.eval()),
-            (dummy,),
-            str(out_path),
-            input_names=list(SPEC.inputs),
-            output_names=list(SPEC.outputs),
-            dynamic_axes={k: dict(v) for k, v in SPEC.dynamic_axes.items()},
-            opset_version=SPEC.opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    trace_to_onnx(PromptEncoderGraph(model), SPEC, random_inputs(model, EXPORT_FRAMES, 0), out_path)
     _LOGGER.info("graph exported name=%s path=%s", SPEC.name, out_path)
 
 

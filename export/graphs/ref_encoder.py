@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from export.graphs.gpt_prefill import check_graph_ops
+from export.graphs.tracing import trace_to_onnx
 from export.graphs.spec import GraphSpec
 from export.reference.sovits import SynthesizerV2
 from export.validate import check_parity
@@ -49,20 +49,7 @@ def random_inputs(frames: int, seed: int) -> dict[str, np.ndarray]:
 
 def export_graph(model: SynthesizerV2, out_path: str | os.PathLike) -> None:
     model = model.eval()
-    dummy = torch.from_numpy(random_inputs(EXPORT_FRAMES, seed=0)["spectrogram"])
-    with torch.no_grad():
-        torch.onnx.export(
-            RefEncoderGraph(model),
-            (dummy,),
-            str(out_path),
-            input_names=list(SPEC.inputs),
-            output_names=list(SPEC.outputs),
-            dynamic_axes={k: dict(v) for k, v in SPEC.dynamic_axes.items()},
-            opset_version=SPEC.opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    check_graph_ops(out_path, SPEC)
+    trace_to_onnx(RefEncoderGraph(model), SPEC, random_inputs(EXPORT_FRAMES, seed=0), out_path)
     _LOGGER.info("graph exported name=%s path=%s", SPEC.name, out_path)
 
 

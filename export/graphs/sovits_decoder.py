@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from export.errors import ExportError
-from export.graphs.gpt_prefill import check_graph_ops
+from export.graphs.tracing import trace_to_onnx
 from export.graphs.spec import GraphSpec
 from export.reference.sovits import SynthesizerV2
 from export.reference.sovits.synthesizer import stretched_length
@@ -101,19 +101,7 @@ def export_graph(model: SynthesizerV2, out_path: str | os.PathLike) -> None:
     dynamic axes). The speed branch is tensor arithmetic (Where), so the graph has no Loop/If."""
     model = _prepared(model)
     dummy = random_inputs(model, EXPORT_TOKENS, EXPORT_PHONES, 0.5, 1.0, seed=0)
-    with torch.no_grad():
-        torch.onnx.export(
-            SovitsDecoderGraph(model),
-            tuple(torch.from_numpy(dummy[name]) for name in SPEC.inputs),
-            str(out_path),
-            input_names=list(SPEC.inputs),
-            output_names=list(SPEC.outputs),
-            dynamic_axes={k: dict(v) for k, v in SPEC.dynamic_axes.items()},
-            opset_version=SPEC.opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    check_graph_ops(out_path, SPEC)
+    trace_to_onnx(SovitsDecoderGraph(model), SPEC, dummy, out_path)
     _LOGGER.info("graph exported name=%s path=%s", SPEC.name, out_path)
 
 
