@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Final, Mapping, Optional
+from typing import Final, Mapping
 
 from runtime.errors import SkyvoiceError
 

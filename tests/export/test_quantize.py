@@ -12,7 +12,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export.errors import ExportError
 from export.fidelity import (
-    FidelityResult,
     FidelityThresholds,
     choose_precision,
     gate,

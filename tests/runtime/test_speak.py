@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 import soundfile
 
 from runtime.synth.synthesizer import SynthesisOptions
