@@ -79,6 +79,9 @@ class AmplifierConfig:
     kind: str = "null"  # null | profile
     profile: str = ""
     port: str = ""
+    all_zones: tuple[int, ...] = ()  # the site's zones: a command without zones plays in all of them; empty: routing untouched
+    idle_standby_s: float = 300.0  # standby after this long without playback; negative: never
+    play_without_amplifier: bool = True  # a silent amplifier is reported and the audio still plays
 
 
 @dataclass(frozen=True)

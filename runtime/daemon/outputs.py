@@ -64,6 +64,9 @@ def build_outputs(
             default_volume_pct=playback.default_volume_pct,
             emergency_volume_pct=playback.emergency_volume_pct,
             sample_rate_hz=playback.sample_rate_hz,
+            default_zones=config.amplifier.all_zones,
+            idle_standby_s=config.amplifier.idle_standby_s,
+            play_without_amplifier=config.amplifier.play_without_amplifier,
         ),
         on_event=on_event,
     )

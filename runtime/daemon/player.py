@@ -89,7 +89,7 @@ class Player:
         return self.playback.play(
             self._timed(self._chunks(command, cancel)),
             emergency=is_alert and command.status == "Actual",
-            zones=envelope.zones,
+            zones=envelope.zones or None,  # none given: the box's amplifier.all_zones
             volume_pct=volume,
             cancel=cancel,
         )

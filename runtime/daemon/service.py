@@ -348,8 +348,11 @@ class Service:
         except ImportError:
             _LOGGER.warning("neural voice engine not available in this build; the fallback voice speaks")
             return None
+        _recover_unconfirmed_release(bundle_dir)
         try:
-            return load_synthesizer(bundle_dir)
+            synth = load_synthesizer(bundle_dir)
+            synth.frontend.warm_up(("zh", "en"))  # dictionaries load now, not on the first alert
+            return synth
         except SkyvoiceError as exc:
             _LOGGER.error("voice bundle not loaded bundle=%s error=%s; the fallback voice speaks", bundle_dir, exc)
             return None
@@ -387,3 +390,15 @@ class Service:
         if self.neural is None:
             self.neural = self._load_neural_voice()
         self._finish(command, states.DONE, None)
+
+
+def _recover_unconfirmed_release(bundle_dir: str) -> None:
+    """When the bundle is a flashed release (ROOT/current), roll back a release whose health check never confirmed."""
+    from pathlib import Path
+
+    path = Path(bundle_dir)
+    if path.name != "current" or not (path.parent / "releases").is_dir():
+        return
+    from runtime.bundle.releases import ReleaseStore
+
+    ReleaseStore(path.parent).recover()

@@ -64,8 +64,9 @@ def espeak():
 def make_player():
     sequencers = []
 
-    def make(sink, espeak, amplifier=None, **kwargs):
-        sequencer = PlaybackSequencer(amplifier or NullAmplifier(), sink, PlaybackConfig(sample_rate_hz=RATE, emergency_volume_pct=90))
+    def make(sink, espeak, amplifier=None, all_zones=(), **kwargs):
+        config = PlaybackConfig(sample_rate_hz=RATE, emergency_volume_pct=90, default_zones=tuple(all_zones))
+        sequencer = PlaybackSequencer(amplifier or NullAmplifier(), sink, config)
         sequencers.append(sequencer)
         return Player(sequencer, espeak, config=PlayerConfig(sample_rate_hz=RATE), **kwargs)
 
@@ -97,6 +98,13 @@ def test_alert_plays_chime_then_speech_with_emergency_volume(espeak, make_player
     assert len(audio) > 2 * len(one_chime)
     assert ("set_emergency", True) in amplifier.calls and ("set_zones", (3,)) in amplifier.calls
     assert ("set_volume", 90) in amplifier.calls and amplifier.calls[-2:] == [("mute",), ("set_emergency", False)]
+
+
+def test_a_command_without_zones_plays_in_all_of_the_sites_zones(espeak, make_player):
+    sink, amplifier = RecordingSink(), NullAmplifier()
+    command = parse_document(alert_doc("Storm", status="Actual"), "alert")
+    assert make_player(sink, espeak, amplifier, all_zones=(1, 2, 5)).play(command, threading.Event())
+    assert ("set_zones", (1, 2, 5)) in amplifier.calls
 
 
 def test_broken_neural_voice_falls_back_to_espeak(espeak, make_player):
