@@ -144,6 +144,22 @@ def phone_ids(sentences) -> list[list[int]]:
 
 
 # ---- workers (each in its own subprocess) ----------------------------------------------------------------------------
+def playback_stalls(arrivals: list[tuple[float, float]], min_gap_s: float = 0.001) -> dict:
+    """Playback that starts with the first piece and plays pieces back to back: total time it would wait for audio
+    (stall_ms) and how many times (stalls). `arrivals`: (seconds since the request, piece seconds) per piece."""
+    stall_s, stalls, play_end = 0.0, 0, None
+    for arrived, seconds in arrivals:
+        if play_end is None:
+            play_end = arrived + seconds
+            continue
+        gap = arrived - play_end
+        if gap > min_gap_s:
+            stall_s += gap
+            stalls += 1
+        play_end = max(play_end, arrived) + seconds
+    return {"stall_ms": stall_s * 1e3, "stalls": stalls}
+
+
 def worker_skyvoice(spec: dict) -> dict:
     import numpy as np
 
@@ -212,12 +228,15 @@ def worker_skyvoice(spec: dict) -> dict:
     announcement = [("", list(t)) for t in spec["announcement"]]
     quiet = SynthesisOptions(max_tokens=tokens, seed=1, stream=True, noise_scale=0.0)
     t0 = time.perf_counter()
-    ttfa_ms, pieces = None, []
+    ttfa_ms, pieces, arrivals = None, [], []
     for chunk in synth.synthesize_sentences(announcement, voice=voice, options=quiet, cancel=None, utterances=None):
         if ttfa_ms is None and chunk.samples.size:
             ttfa_ms = (time.perf_counter() - t0) * 1e3
         pieces.append(chunk.samples)
+        if chunk.samples.size:
+            arrivals.append((time.perf_counter() - t0, chunk.samples.size / sr))
     stream_s = time.perf_counter() - t0
+    stalls = playback_stalls(arrivals)
     streamed = np.concatenate(pieces)
     whole_opts = SynthesisOptions(max_tokens=tokens, seed=1, stream=False, noise_scale=0.0)
     whole = np.concatenate([c.samples for c in synth.synthesize_sentences(announcement, voice=voice, options=whole_opts,
@@ -238,6 +257,8 @@ def worker_skyvoice(spec: dict) -> dict:
         "speech_samples": int(speech),
         "ttfa_ms": ttfa_ms,
         "stream_rtf": stream_s / (len(announcement) * tokens * spt / sr),
+        "stall_ms": stalls["stall_ms"],
+        "stalls": stalls["stalls"],
         "seam": seam,
         "backends": synth.backends,
         "peak_rss_mb": _peak_rss_mb(),
@@ -307,7 +328,7 @@ def worker_torch(spec: dict) -> dict:
 
 
 WORKERS = {"skyvoice": worker_skyvoice, "torch": worker_torch}
-TIMED = ("step_ms", "prefill_ms", "decoder_rtf", "e2e_rtf", "ttfa_ms", "stream_rtf", "kv_step_ms_median", "kv_step_ms_p90")
+TIMED = ("step_ms", "prefill_ms", "decoder_rtf", "e2e_rtf", "ttfa_ms", "stream_rtf", "stall_ms", "kv_step_ms_median", "kv_step_ms_p90")
 
 
 def merge_rounds(rounds: list[dict[str, dict]]) -> dict[str, dict]:
@@ -383,7 +404,8 @@ def run_genie(work: Path, checkpoints: dict, spec: dict, log) -> dict:
 # ---- report ----------------------------------------------------------------------------------------------------------
 COLUMNS = (
     ("step_ms", "decode step ms", "{:.2f}"), ("prefill_ms", "prefill ms", "{:.0f}"), ("decoder_rtf", "decoder RTF", "{:.3f}"),
-    ("e2e_rtf", "end-to-end RTF", "{:.3f}"), ("ttfa_ms", "first audio ms", "{:.0f}"), ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
+    ("e2e_rtf", "end-to-end RTF", "{:.3f}"), ("ttfa_ms", "first audio ms", "{:.0f}"), ("stall_ms", "stream stalls ms", "{:.0f}"),
+    ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
     ("bundle_mb", "bundle MB", "{:.0f}"),
 )
 
@@ -560,6 +582,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if "seam" in r:
             notes.append(f"{name}: streamed vs whole-utterance waveform (noise_scale 0): relative RMS error "
                          f"{r['seam']['rel_rms_error']:.2e}, max abs {r['seam']['max_abs_error']:.2e}.")
+        if "stall_ms" in r:
+            notes.append(f"{name}: streaming the announcement, playback started at the first piece would wait "
+                         f"{r['stall_ms']:.0f} ms in {r.get('stalls', '?')} stall(s) (streaming RTF {r['stream_rtf']:.2f}).")
     report = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "size": args.size,

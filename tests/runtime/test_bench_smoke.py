@@ -36,6 +36,7 @@ def test_skyvoice_and_torch_workers_report_every_figure_and_the_report_renders(b
     for key in ("step_ms", "prefill_ms", "decoder_rtf", "e2e_rtf", "ttfa_ms", "peak_rss_mb", "stream_rtf"):
         assert isinstance(sky[key], float) and sky[key] > 0, key
     assert sky["seam"]["length_match"], "streamed and whole audio must have the same length"
+    assert sky["stall_ms"] >= 0 and sky["stalls"] >= 0
     assert sky["backends"]["gpt_decode_step"].startswith("onnxruntime")
 
     ref = bench.run_worker("torch", _spec(tiny_checkpoints, tiny_bundle, "torch"), tmp_path)
@@ -52,6 +53,12 @@ def test_skyvoice_and_torch_workers_report_every_figure_and_the_report_renders(b
     assert "| skyvoice-fp32 |" in text and "--skip-genie" in text and "INT8 bundle pending" in text
     verdicts = {row[0].split(" (")[0]: row[3] for row in report["targets"]}
     assert verdicts["decode step speed-up vs genie-tts"] == "–"  # not measured, not invented
+
+
+def test_playback_stalls_count_the_waits_after_the_first_piece(bench):
+    assert bench.playback_stalls([(0.5, 1.0), (1.0, 1.0)]) == {"stall_ms": 0.0, "stalls": 0}
+    result = bench.playback_stalls([(0.5, 0.48), (1.2, 1.28), (1.5, 0.3), (3.5, 1.9)])
+    assert result["stalls"] == 2 and abs(result["stall_ms"] - 940.0) < 1e-6
 
 
 def test_a_failing_worker_is_reported_not_raised(bench, tmp_path):
