@@ -38,6 +38,7 @@ class BuildConfig:
     calibration_path: Optional[Path] = None
     kv_capacity: int = DEFAULT_KV_CAPACITY
     bundle_version: Optional[str] = None
+    bert_dir: Optional[Path] = None  # local chinese-roberta-wwm-ext-large: ship Chinese BERT features (optional)
     force: bool = False
     seed: int = 0
 
@@ -144,6 +145,13 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
             worst = max(parity.values(), key=lambda d: d["max_abs"])
             progress.step(f"  {name}: max_abs={worst['max_abs']:.3g} max_rel={worst['max_rel']:.3g}")
             graphs[name] = {"file": relative, "precision": "fp32", "parity": parity}
+        if config.bert_dir is not None:
+            from export.graphs.bert_zh import export_bert
+
+            progress.step(f"exporting Chinese BERT from {config.bert_dir}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graphs["bert_zh"] = export_bert(config.bert_dir, staging, config.seed)
         if config.precision != "fp32":
             from export.precision import apply_precision
 

@@ -127,6 +127,25 @@ def write_test_reference_wav(path: str | os.PathLike, seconds: float = 4.0, samp
     return path
 
 
+TINY_BERT_CHARS = "今天天气很好风大请注意各位旅客前方到站我们去公园散步吧，。！？"
+
+
+def write_tiny_bert_dir(path: str | os.PathLike, seed: int = 0) -> Path:
+    """A tiny random BertForMaskedLM with the real 1024-d hidden size (2 layers), and a vocab of a few Chinese chars."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(TINY_BERT_CHARS))
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = BertConfig(vocab_size=len(vocab), hidden_size=1024, num_hidden_layers=2, num_attention_heads=16,
+                        intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(seed)
+    BertForMaskedLM(config).eval().save_pretrained(str(path))
+    return path
+
+
 def write_test_set(out_dir: str | os.PathLike, size: Size = "tiny", seed: int = 0) -> dict[str, Path]:
     """GPT ckpt, SoVITS pth, a tiny HuBERT directory and a reference WAV: everything `build` + `voice add` need."""
     from export.voices import write_tiny_hubert_dir

@@ -48,18 +48,31 @@ def hubert_features(hubert_dir: str | os.PathLike, audio_16k: np.ndarray) -> np.
     return hidden.transpose(1, 2).float().numpy()
 
 
-def prompt_phone_ids(ref_text: Optional[str], lang: str, ref_phones: Optional[str]) -> list[int]:
-    """The official prompt text rule: append a sentence mark ("." for en, "。" otherwise) when it has none."""
+def prompt_phonemes(ref_text: Optional[str], lang: str, ref_phones: Optional[str]):
+    """(phone ids, Phonemes or None). The official prompt text rule: append "." (en) or "。" when it has no mark."""
     if ref_phones is not None:
         from runtime.text.symbols import parse_phones
 
-        return list(parse_phones(ref_phones))
+        return list(parse_phones(ref_phones)), None
     from runtime.text.frontend import TextFrontend
 
     text = ref_text.strip()
     if text and text[-1] not in ",.;?!、，。？！；：…":
         text += "." if lang == "en" else "。"
-    return list(TextFrontend().phonemize(text, lang).ids)
+    phonemes = TextFrontend().phonemize(text, lang)
+    return list(phonemes.ids), phonemes
+
+
+def _prompt_bert(bundle_dir: Path, phonemes) -> Optional[np.ndarray]:
+    """The prompt's Chinese BERT features when the bundle ships BERT and the prompt has Chinese; else None (zeros)."""
+    from runtime.bundle.manifest import read_manifest
+
+    entry = read_manifest(bundle_dir).graphs.get("bert_zh")
+    if entry is None or phonemes is None or not any(phonemes.is_zh_mask):
+        return None
+    from runtime.text.bert_zh import ChineseBertFeatures
+
+    return ChineseBertFeatures(bundle_dir / Path(entry["file"]).parent).phone_features(phonemes).astype(np.float16)
 
 
 def add_voice(
@@ -89,7 +102,7 @@ def add_voice(
         raise ConfigError(
             f"reference audio {ref_wav} is {seconds:.2f} s long; GPT-SoVITS needs {MIN_REFERENCE_S:g}-{MAX_REFERENCE_S:g} s, trim or re-record it"
         )
-    phones = prompt_phone_ids(ref_text, lang, ref_phones)
+    phones, phonemes = prompt_phonemes(ref_text, lang, ref_phones)
     if not phones:
         raise ConfigError(f"the reference transcript gave no phones; pass the words spoken in {ref_wav}")
     ssl = hubert_features(hubert_dir, reference.audio_16k)
@@ -103,6 +116,7 @@ def add_voice(
         prompt_tokens=tokens,
         prompt_phones=phones,
         ge=ge,
+        prompt_bert=_prompt_bert(bundle_dir, phonemes),
         sovits_sha256=_decoder_sha256(bundle_dir),
     )
     path = pack.save(target)

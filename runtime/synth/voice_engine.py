@@ -105,6 +105,11 @@ class NeuralSynthesizer:
         self.samples_per_token = int(sovits_meta.get("samples_per_token", 1280))
         self.default_top_k = int(gpt_meta.get("top_k", 15))
         self._frontend = frontend
+        self.bert = None
+        if "bert_zh" in raw["graphs"]:
+            from runtime.text.bert_zh import ChineseBertFeatures
+
+            self.bert = ChineseBertFeatures(self.bundle_dir / Path(raw["graphs"]["bert_zh"]["file"]).parent)
         self._voices: dict = {}
         self._lock = threading.Lock()
         _LOGGER.info("neural voice loaded bundle=%s backends=%s", self.bundle_dir, self.backends)
@@ -158,7 +163,11 @@ class NeuralSynthesizer:
     ) -> Iterator[AudioChunk]:
         """Text → audio chunks, sentence by sentence (`utterances`, if given, collects tokens per sentence)."""
         sentences = self.frontend.split_sentences(text, lang=lang)
-        items = [(s, list(self.frontend.phonemize(s, lang).ids)) for s in sentences]
+        items = []
+        for sentence in sentences:
+            phonemes = self.frontend.phonemize(sentence, lang)
+            bert = self.bert.phone_features(phonemes) if self.bert is not None and any(phonemes.is_zh_mask) else None
+            items.append((sentence, list(phonemes.ids), bert))
         yield from self.synthesize_sentences(items, voice=voice, options=options, cancel=cancel, utterances=utterances)
 
     def synthesize_phones(
@@ -171,11 +180,11 @@ class NeuralSynthesizer:
         utterances: Optional[list] = None,
     ) -> Iterator[AudioChunk]:
         """Symbol ids (e.g. from `--phones`) → audio chunks, as one sentence."""
-        yield from self.synthesize_sentences([("", list(phone_ids))], voice=voice, options=options, cancel=cancel, utterances=utterances)
+        yield from self.synthesize_sentences([("", list(phone_ids), None)], voice=voice, options=options, cancel=cancel, utterances=utterances)
 
     def synthesize_sentences(
         self,
-        items: Sequence[tuple[str, list[int]]],
+        items: Sequence[tuple[str, list[int], Optional[np.ndarray]]],
         *,
         voice: Optional[str],
         options: Optional[SynthesisOptions],
@@ -189,14 +198,14 @@ class NeuralSynthesizer:
         rng = (np.random.default_rng(gpt_seed), np.random.default_rng(noise_seed))
         silence = np.zeros(int(FRAGMENT_INTERVAL_S * self.sample_rate_hz), dtype=np.float32)
         with self._lock:
-            for index, (text, target_ids) in enumerate(items):
+            for index, (text, target_ids, target_bert) in enumerate(items):
                 if cancel is not None and cancel.is_set():
                     return
                 if not target_ids:
                     continue
                 last_sentence = index == len(items) - 1
                 tokens: list[int] = []
-                for samples in self._sentence_audio(pack, target_ids, options, rng, cancel, tokens):
+                for samples in self._sentence_audio(pack, target_ids, target_bert, options, rng, cancel, tokens):
                     yield AudioChunk(samples, self.sample_rate_hz, is_last=False)
                 if cancel is not None and cancel.is_set():
                     return
@@ -204,12 +213,15 @@ class NeuralSynthesizer:
                     utterances.append(Utterance(text, list(target_ids), tokens))
                 yield AudioChunk(silence, self.sample_rate_hz, is_last=last_sentence)
 
-    def _sentence_audio(self, pack, target_ids, options, rngs, cancel, tokens_out: list) -> Iterator[np.ndarray]:
+    def _sentence_audio(self, pack, target_ids, target_bert, options, rngs, cancel, tokens_out: list) -> Iterator[np.ndarray]:
+        """One sentence: BERT rows are the pack's prompt BERT and the target's (Chinese segments), zeros elsewhere."""
         rng, noise_rng = rngs
         phones = np.concatenate([np.asarray(pack.prompt_phones, dtype=np.int64), np.asarray(target_ids, dtype=np.int64)])
         bert = np.zeros((phones.size, BERT_DIM), dtype=np.float32)
         if getattr(pack, "prompt_bert", None) is not None:
             bert[: len(pack.prompt_phones)] = np.asarray(pack.prompt_bert, dtype=np.float32)
+        if target_bert is not None:
+            bert[len(pack.prompt_phones):] = target_bert
         prompt = np.asarray(pack.prompt_tokens, dtype=np.int64)
         ge = np.asarray(pack.ge, dtype=np.float32).reshape(1, -1, 1)
         target = np.asarray(target_ids, dtype=np.int64)

@@ -4,7 +4,8 @@ The official pipeline feeds the GPT `hidden_states[-3]` of that model (1024-d) f
 vector repeated for its phones, and zeros for every other language. When a voice bundle ships such a model this
 module computes the same tensor; without one, `zero_features` is the documented fallback.
 
-Model directory contract: `bert.onnx` with int64 inputs `input_ids`, `attention_mask`, `token_type_ids` [1,T] and a
+Model directory contract (what `skyvoice build --bert DIR` writes to BUNDLE/bert/): `bert.onnx` with int64 inputs
+`input_ids`, `token_type_ids` [1,T] (an `attention_mask` input is fed ones if the graph has one) and a
 float32 output `features` [1,T,1024] (= hidden_states[-3]); `vocab.txt` is the model's WordPiece vocabulary (one token
 a line, id = line number). Chinese chars and the v2 marks are one token each, so `[CLS] + chars + [SEP]` aligns
 with the normalised text char for char, as the official code asserts.
@@ -72,11 +73,9 @@ class ChineseBertFeatures:
         unk = self._vocab["[UNK]"]
         ids = [self._vocab["[CLS]"]] + [self._vocab.get(char, unk) for char in norm_text] + [self._vocab["[SEP]"]]
         input_ids = np.asarray([ids], dtype=np.int64)
-        out = session.run(
-            [OUTPUT_NAME],
-            {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids),
-             "token_type_ids": np.zeros_like(input_ids)},
-        )[0]
+        feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids), "token_type_ids": np.zeros_like(input_ids)}
+        wanted = {i.name for i in session.get_inputs()}  # an exporter may have folded away an all-ones mask
+        out = session.run([OUTPUT_NAME], {k: v for k, v in feeds.items() if k in wanted})[0]
         if out.shape != (1, len(ids), BERT_DIM):
             raise FrontendError(
                 f"{self.model_dir / MODEL_FILE} output {OUTPUT_NAME!r} has shape {out.shape}, expected "
