@@ -218,14 +218,14 @@ def worker_skyvoice(spec: dict) -> dict:
         audio_s += audio.size / sr
     kv.step = inner
 
-    items = [("", list(t)) for t in sentences]
+    items = [("", list(t), None) for t in sentences]
     t0 = time.perf_counter()
     speech = sum(c.samples.size for c in synth.synthesize_sentences(items, voice=voice, options=options, cancel=None, utterances=None))
     e2e_s = time.perf_counter() - t0
     e2e_audio_s = len(sentences) * tokens * spt / sr
 
     # streaming: time to first audio for the two-sentence announcement, and the seam error vs whole-utterance
-    announcement = [("", list(t)) for t in spec["announcement"]]
+    announcement = [("", list(t), None) for t in spec["announcement"]]
     quiet = SynthesisOptions(max_tokens=tokens, seed=1, stream=True, noise_scale=0.0)
     t0 = time.perf_counter()
     ttfa_ms, pieces, arrivals = None, [], []
