@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--norm", action="store_true", help="also print the normalised text and segments")
     parser.add_argument("--max-chars", type=int, default=1000, help="refuse longer text (default: 1000)")
+    parser.add_argument(
+        "--g2pw",
+        metavar="DIR",
+        help="local G2PWModel directory (g2pW.onnx, tables, vocab.txt) for Mandarin polyphones (default: pypinyin)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from runtime.text.frontend import TextFrontend
 
     text = sys.stdin.read() if args.text == "-" else args.text
-    frontend = TextFrontend(max_chars=args.max_chars)
+    frontend = TextFrontend(max_chars=args.max_chars, g2pw_dir=args.g2pw)
     pieces = frontend.split_sentences(text, method=args.split, lang=args.lang) if args.split else [text]
     for piece in pieces:
         phonemes = frontend.phonemize(piece, args.lang)

@@ -13,6 +13,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from runtime.errors import FrontendError
@@ -56,12 +57,18 @@ def clean_text(text: str) -> str:
 class TextFrontend:
     """Thread-safe; language back-ends load on first use of their language."""
 
-    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS, g2pw_dir: Path | str | None = None) -> None:
+        """g2pw_dir: a local G2PWModel directory for Mandarin polyphones (see g2pw.py); None = pypinyin only."""
         if max_chars < 1:
             raise FrontendError(f"max_chars={max_chars} must be at least 1")
         self.max_chars = max_chars
         self._lock = threading.Lock()
         self._backends: dict[str, object] = {}
+        self._g2pw = None
+        if g2pw_dir is not None:
+            from runtime.text.g2pw import G2pwPredictor
+
+            self._g2pw = G2pwPredictor(Path(g2pw_dir))
 
     # --- public -----------------------------------------------------------------------------------------
     def phonemize(self, text: str, lang: str) -> Phonemes:
@@ -81,6 +88,8 @@ class TextFrontend:
     def warm_up(self, langs: tuple[str, ...] = ("zh", "en")) -> None:
         """Load the dictionaries of langs now (about 1-1.5 s CPU for zh+en) instead of on the first request."""
         samples = {"zh": "预热一下。", "en": "Warm up.", "ja": "準備します。", "ko": "준비합니다.", "yue": "準備緊。"}
+        if self._g2pw is not None and "zh" in langs:
+            self._g2pw.load()
         for lang in langs:
             self.phonemize(samples.get(lang, samples["en"]), lang)
         _LOGGER.info("frontend warm langs=%s", ",".join(langs))
@@ -156,16 +165,16 @@ class TextFrontend:
         with self._lock:
             backend = self._backends.get(lang)
             if backend is None:
-                backend = _make_backend(lang)
+                backend = _make_backend(lang, self._g2pw)
                 self._backends[lang] = backend
             return backend
 
 
-def _make_backend(lang: str):
+def _make_backend(lang: str, g2pw=None):
     if lang == "zh":
         from runtime.text.g2p_zh import MandarinG2p
 
-        return MandarinG2p()
+        return MandarinG2p(g2pw)
     if lang == "en":
         from runtime.text.g2p_en import EnglishG2p
 

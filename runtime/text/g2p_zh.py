@@ -47,11 +47,16 @@ def cache_dir() -> Path:
 
 
 class MandarinG2p:
-    """Loads jieba/pypinyin once (thread-safe) and converts normalised text to phones and word2ph."""
+    """Loads jieba/pypinyin once (thread-safe) and converts normalised text to phones and word2ph.
 
-    def __init__(self) -> None:
+    With a `runtime.text.g2pw.G2pwPredictor`, its per-char readings (and polyphonic.rep corrections) replace
+    pypinyin's before tone sandhi, as the official chinese2 does with g2pW on.
+    """
+
+    def __init__(self, g2pw=None) -> None:
         self._lock = threading.Lock()
         self._ready = False
+        self._g2pw = g2pw
 
     def _load(self) -> None:
         with self._lock:
@@ -90,11 +95,19 @@ class MandarinG2p:
         for sentence in (s for s in _SENTENCE_RE.split(norm_text) if s.strip()):
             sentence = _LATIN_RE.sub("", sentence)
             seg = self._sandhi.pre_merge(self._posseg(sentence))
+            overrides = self._g2pw.predict(sentence) if self._g2pw is not None else None
+            offset = 0
             for word, pos in seg:
+                start, offset = offset, offset + len(word)
                 if pos == "eng":
                     continue
-                initials = self._initials(word)
-                finals = self._sandhi.modify(word, pos, self._finals(word))
+                initials, finals = self._initials(word), self._finals(word)
+                if overrides is not None and sentence[start:offset] == word:
+                    from runtime.text.g2pw import apply_pinyins
+
+                    pinyins = self._g2pw.correct_word(word, overrides[start:offset])
+                    initials, finals = apply_pinyins(initials, finals, pinyins)
+                finals = self._sandhi.modify(word, pos, finals)
                 initials, finals = merge_erhua(initials, finals, word, pos)
                 for initial, final in zip(initials, finals):
                     unit = syllable_phones(initial, final)
