@@ -346,7 +346,9 @@ def merge_rounds(rounds: list[dict[str, dict]]) -> dict[str, dict]:
             if values:
                 out[key] = min(values)
         out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-        out["rounds"] = [{k: r.get(k) for k in TIMED + ("peak_rss_mb", "loadavg_1min")} for r in runs]
+        if all("stall_ms" in r for r in runs):  # the stall count belongs to the round whose stall time is kept
+            out["stalls"] = min(runs, key=lambda r: r["stall_ms"])["stalls"]
+        out["rounds"] = [{k: r.get(k) for k in TIMED + ("stalls", "peak_rss_mb", "loadavg_1min")} for r in runs]
         merged[name] = out
     return merged
 
