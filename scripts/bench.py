@@ -129,8 +129,11 @@ def _bundle(out: Path, paths: dict, precision: str, log) -> Optional[Path]:
 
     if not (out / "manifest.json").is_file():
         log(f"building the {precision} bundle {out} (minutes at full size)")
-        build_bundle(BuildConfig(gpt_path=paths["gpt"], sovits_path=paths["sovits"], out_dir=out, precision=precision, force=True),
-                     Progress(enabled=True))
+        import dataclasses
+
+        extra = {"target": "cpu"} if "target" in {f.name for f in dataclasses.fields(BuildConfig)} else {}  # the CPU path
+        build_bundle(BuildConfig(gpt_path=paths["gpt"], sovits_path=paths["sovits"], out_dir=out, precision=precision, force=True,
+                                 **extra), Progress(enabled=True))
     if not (out / "voices" / f"{VOICE}.npz").is_file():
         add_voice(bundle_dir=out, name=VOICE, ref_wav=paths["ref_wav"], hubert_dir=paths["hubert"], ref_text=REF_TEXT, lang="en")
     return out
