@@ -103,10 +103,7 @@ class MandarinG2p:
                     continue
                 initials, finals = self._initials(word), self._finals(word)
                 if overrides is not None and sentence[start:offset] == word:
-                    from runtime.text.g2pw import apply_pinyins
-
-                    pinyins = self._g2pw.correct_word(word, overrides[start:offset])
-                    initials, finals = apply_pinyins(initials, finals, pinyins)
+                    initials, finals = self._g2pw.override(word, overrides[start:offset], initials, finals)
                 finals = self._sandhi.modify(word, pos, finals)
                 initials, finals = merge_erhua(initials, finals, word, pos)
                 for initial, final in zip(initials, finals):

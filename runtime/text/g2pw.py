@@ -25,6 +25,7 @@ Needs the `opencc` package (simplified -> traditional, as the official does) and
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import logging
 import re
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Final, Optional
 
 import numpy as np
+from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
 
 from runtime.errors import FrontendError
 
@@ -197,6 +199,10 @@ class G2pwPredictor:
                 f"g2pW directory {self.model_dir} lacks {', '.join(missing)}; unpack G2PWModel there "
                 f"(and copy {VOCAB_FILE} from chinese-roberta-wwm-ext-large) or omit g2pW"
             )
+        if importlib.util.find_spec("opencc") is None:
+            raise FrontendError(
+                "g2pW needs the opencc package to map simplified to traditional chars; pip install opencc"
+            )
         self._lock = threading.Lock()
         self._session = None
 
@@ -309,6 +315,12 @@ class G2pwPredictor:
                 pinyins[index] = readings[0]
         return pinyins
 
+    def override(
+        self, word: str, pinyins: Pinyins, initials: list[str], finals: list[str]
+    ) -> tuple[list[str], list[str]]:
+        """pypinyin's initials/finals of word with predict()'s readings for its chars, corrected, applied."""
+        return apply_pinyins(initials, finals, self.correct_word(word, pinyins))
+
     def _to_traditional(self, sentence: str) -> str:
         converted = self._converter.convert(sentence)
         if len(converted) != len(sentence):  # a phrase rule changed the length: convert char by char instead
@@ -358,8 +370,6 @@ class G2pwPredictor:
 
 def apply_pinyins(initials: list[str], finals: list[str], pinyins: Pinyins) -> tuple[list[str], list[str]]:
     """Replace pypinyin's initial/final (FINALS_TONE3, neutral 5) per char where pinyins has a usable reading."""
-    from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
-
     if len(pinyins) != len(finals):
         return initials, finals
     initials, finals = list(initials), list(finals)

@@ -8,6 +8,7 @@ the token right after the query: a wrong position, mask or char id shows up as a
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -18,8 +19,6 @@ from runtime.cli import main
 from runtime.errors import FrontendError
 from runtime.text.frontend import TextFrontend
 from runtime.text.g2pw import G2pwPredictor, WordPieceVocab, read_config
-
-pytest.importorskip("opencc")
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", ",", ".", "行", "走", "長", "跑", "還", "好", "银", "##s", "ab"]
 # Taiwan-traditional chars, as in the official G2PWModel (simplified input goes through OpenCC s2tw first).
@@ -182,3 +181,17 @@ def test_cli_phonemize_with_g2pw(g2pw_dir, capsys):
     assert capsys.readouterr().out.strip().endswith("zh ang2 p ao3 .")
     assert main(["phonemize", "--lang", "zh", "--g2pw", str(g2pw_dir / "missing"), "长跑。"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_long_sentence_keeps_each_query_inside_the_bert_limit(g2pw_dir):
+    # 603 chars > 510 tokens: each polyphone gets its own token window, and its position still points at it
+    sentence = "行" + "好" * 600 + "长跑"
+    result = G2pwPredictor(g2pw_dir).predict(sentence)
+    assert (result[0], result[-2], result[-1]) == ("xing2", "zhang3", None)
+    assert set(result[1:-2]) == {"hao4"}
+
+
+def test_missing_opencc_is_named(g2pw_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "opencc", None)
+    with pytest.raises(FrontendError, match="pip install opencc"):
+        TextFrontend(g2pw_dir=g2pw_dir)
