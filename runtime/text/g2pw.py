@@ -89,10 +89,10 @@ def read_config(path: Path) -> G2pwConfig:
 
 def _read_char_table(path: Path) -> list[tuple[str, str]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
-        parts = line.split("\t")
+        parts = line.rstrip("\r").split("\t")
         if len(parts) != 2 or len(parts[0]) != 1 or not parts[1]:
             raise FrontendError(f"{path} line {number} is not 'char<TAB>reading'; restore the G2PWModel file")
         rows.append((parts[0], parts[1].strip()))
@@ -124,7 +124,10 @@ class WordPieceVocab:
     any other char is one token (or [UNK])."""
 
     def __init__(self, path: Path) -> None:
-        tokens = path.read_text(encoding="utf-8").splitlines()
+        # split at "\n" only, like the BERT tokenizer: the vocab may hold tokens that str.splitlines() breaks
+        tokens = path.read_text(encoding="utf-8").split("\n")
+        if tokens and tokens[-1] == "":
+            tokens.pop()
         self.ids = {token: index for index, token in enumerate(tokens)}
         for special in ("[CLS]", "[SEP]", "[UNK]"):
             if special not in self.ids:
