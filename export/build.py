@@ -39,6 +39,7 @@ class BuildConfig:
     kv_capacity: int = DEFAULT_KV_CAPACITY
     bundle_version: Optional[str] = None
     bert_dir: Optional[Path] = None  # local chinese-roberta-wwm-ext-large: ship Chinese BERT features (optional)
+    g2pw_dir: Optional[Path] = None  # local G2PWModel (+ vocab.txt): Mandarin polyphones by g2pW (optional)
     force: bool = False
     seed: int = 0
 
@@ -112,6 +113,19 @@ def _graph_modules():
     return gpt_prefill, gpt_decode_step, sovits_decoder, ref_encoder, prompt_encoder
 
 
+G2PW_BUNDLE_DIR: Final = "g2pw"
+
+
+def _copy_g2pw(g2pw_dir: Path, staging: Path) -> str:
+    """Check the directory loads (one clear error otherwise), then copy it into BUNDLE/g2pw/."""
+    from runtime.text.g2pw import G2pwPredictor
+
+    G2pwPredictor(g2pw_dir).load()
+    target = staging / G2PW_BUNDLE_DIR
+    shutil.copytree(g2pw_dir, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return G2PW_BUNDLE_DIR
+
+
 def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Path:
     """Export, validate, optionally quantize, and write the bundle with its manifest; returns the bundle path."""
     from runtime.bundle.manifest import write_manifest
@@ -157,6 +171,16 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
 
             progress.step(f"precision {config.precision}: calibrating and measuring fidelity")
             apply_precision(staging, graphs, gpt, sovits, config, progress)
+        progress.step("storing the GPT weights once for prefill and decode step")
+        from export.shared_weights import share_weights
+
+        shared = share_weights([staging / graphs["gpt_prefill"]["file"], staging / graphs["gpt_decode_step"]["file"]])
+        for name in ("gpt_prefill", "gpt_decode_step"):
+            graphs[name]["external_data"] = "graphs/" + shared["file"]
+        frontend = {}
+        if config.g2pw_dir is not None:
+            progress.step(f"adding the g2pW polyphone model from {config.g2pw_dir}")
+            frontend["g2pw_dir"] = _copy_g2pw(config.g2pw_dir, staging)
         model_cfg = gpt_ckpt.config["model"]
         meta = {
             "model_version": MODEL_VERSION,
@@ -186,6 +210,7 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
                 "samples_per_token": 2 * sovits.hop_length,
             },
             "graphs": graphs,
+            "frontend": frontend,
         }
         if config.bundle_version:
             meta["bundle_version"] = config.bundle_version

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="jetson: every graph loadable by TensorRT; cpu: dynamic INT8 for the decode step where faster")
     parser.add_argument("--bert", type=Path, default=None,
                         help="local chinese-roberta-wwm-ext-large directory: ship Chinese BERT features (else zeros)")
+    parser.add_argument("--g2pw", type=Path, default=None,
+                        help="local G2PWModel directory (with vocab.txt): Mandarin polyphones by g2pW (else pypinyin)")
     parser.add_argument("--calib", type=Path, default=None, help="calibration texts (default: configs/calibration/)")
     parser.add_argument("--kv-capacity", type=int, default=2048, help="GPT KV cache rows (phones + prompt + tokens)")
     parser.add_argument("--bundle-version", default=None, help="version string such as 2026.12.2 (default: from the date)")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"'skyvoice build' needs the build extra ({exc.name} is missing): run scripts/setup build") from None
     config = BuildConfig(
-        gpt_path=args.gpt, sovits_path=args.sovits, out_dir=args.out, precision=args.precision, target=args.target, bert_dir=args.bert,
+        gpt_path=args.gpt, sovits_path=args.sovits, out_dir=args.out, precision=args.precision, target=args.target, bert_dir=args.bert, g2pw_dir=args.g2pw,
         calibration_path=args.calib, kv_capacity=args.kv_capacity, bundle_version=args.bundle_version, force=args.force,
     )
     out = build_bundle(config, Progress(enabled=not args.quiet))

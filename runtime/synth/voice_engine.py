@@ -147,7 +147,8 @@ class NeuralSynthesizer:
         if self._frontend is None:
             from runtime.text.frontend import TextFrontend
 
-            self._frontend = TextFrontend()
+            g2pw = self.manifest.raw.get("frontend", {}).get("g2pw_dir")
+            self._frontend = TextFrontend(g2pw_dir=self.bundle_dir / g2pw if g2pw else None)
         return self._frontend
 
     # ---- synthesis ----------------------------------------------------------------------------------------------
