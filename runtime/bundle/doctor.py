@@ -168,7 +168,7 @@ def check_voices(config: DoctorConfig) -> CheckResult:
 
 def check_engines(config: DoctorConfig, facts: BoxFacts) -> CheckResult:
     """Every engine's key (`engines/<graph>.engine.key.json`) against this box and the bundle's ONNX hashes."""
-    from runtime.trt.engine_key import EngineKeyError, check_engine, platform_from_facts, read_key
+    from runtime.trt.engine_key import EngineKeyError, check_engine, graph_sha256, platform_from_facts, read_key
 
     current = ReleaseStore(config.root).current_dir()
     keys = sorted((current / ENGINES_DIR).glob("*" + ENGINE_KEY_SUFFIX)) if current else []
@@ -190,8 +190,8 @@ def check_engines(config: DoctorConfig, facts: BoxFacts) -> CheckResult:
         except EngineKeyError as exc:
             stale.append(f"{engine.name}: {exc}")
             continue
-        entry = files.get(onnx_file)
-        match = check_engine(engine, platform, entry.sha256 if entry else "")
+        graph = current / onnx_file
+        match = check_engine(engine, platform, graph_sha256(graph) if onnx_file in files and graph.is_file() else "")
         if not match.ok:
             stale.append(f"{engine.name}: {match}")
     if stale:

@@ -52,7 +52,7 @@ def _engine_precision(requested: str, graph_entry: dict) -> str:
 
 def run_build(args: argparse.Namespace) -> int:
     from runtime.trt.build import DEFAULT_KV_CAPACITY, EngineBuildError, ShapeLimits, build_engine
-    from runtime.trt.engine_key import EngineKeyError, check_engine, file_sha256, probe_platform
+    from runtime.trt.engine_key import EngineKeyError, check_engine, graph_sha256, probe_platform
     from runtime.trt.readiness import check_graph_file
 
     manifest = _read_bundle(args.bundle)
@@ -81,7 +81,7 @@ def run_build(args: argparse.Namespace) -> int:
             print(f"{name}: skipped, not TensorRT-ready: {errors}", file=sys.stderr)
             failures += 1
             continue
-        if not args.force and check_engine(engine_path, platform, file_sha256(onnx_path)).ok:
+        if not args.force and check_engine(engine_path, platform, graph_sha256(onnx_path)).ok:
             print(f"{name}: up to date ({engine_path})")
             continue
         precision = _engine_precision(args.precision, entry)
@@ -103,7 +103,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from runtime.trt.engine_key import EngineKeyError, check_engine, file_sha256, probe_platform
+    from runtime.trt.engine_key import EngineKeyError, check_engine, graph_sha256, probe_platform
     from runtime.trt.readiness import check_bundle
 
     report = check_bundle(args.bundle)
@@ -116,7 +116,7 @@ def run_check(args: argparse.Namespace) -> int:
     manifest = _read_bundle(args.bundle)
     for name, entry in sorted(manifest.get("graphs", {}).items()):
         engine_path = args.bundle / "engines" / f"{name}.engine"
-        match = check_engine(engine_path, platform, file_sha256(args.bundle / entry["file"]))
+        match = check_engine(engine_path, platform, graph_sha256(args.bundle / entry["file"]))
         print(f"engine {name}: {'ok' if match.ok else match}")
     return 0 if report.ok else 1
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from runtime.errors import SynthesisError
 from runtime.synth.runner import GraphRunner, OrtRunner
-from runtime.trt.engine_key import EngineKeyError, PlatformInfo, check_engine, file_sha256, probe_platform, read_key
+from runtime.trt.engine_key import EngineKeyError, PlatformInfo, check_engine, graph_sha256, probe_platform, read_key
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def select_runner(
             reason = f"TensorRT is not usable here: {exc}"
             _LOGGER.warning("tensorrt not used graph=%s reason=%s; falling back to ONNX Runtime", name, reason)
             return _ort_fallback(graph_path, providers, reason)
-    match = check_engine(engine_path, platform, file_sha256(graph_path))
+    match = check_engine(engine_path, platform, graph_sha256(graph_path))
     if not match.ok:
         reason = f"engine {engine_path.name} does not match: {match}; run 'skyvoice engines build'"
         _LOGGER.warning("tensorrt not used graph=%s reason=%s; falling back to ONNX Runtime", name, reason)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Final, Mapping, Optional, Sequence
 
 from runtime.errors import SkyvoiceError
-from runtime.trt.engine_key import EngineKey, PlatformInfo, file_sha256, write_key
+from runtime.trt.engine_key import EngineKey, PlatformInfo, graph_sha256, write_key
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def build_engine(
     with open(tmp, "wb") as handle:
         handle.write(serialized)
     os.replace(tmp, engine_path)
-    key = EngineKey(platform, graph, onnx_file or f"graphs/{onnx_path.name}", file_sha256(onnx_path), precision, shapes)
+    key = EngineKey(platform, graph, onnx_file or f"graphs/{onnx_path.name}", graph_sha256(onnx_path), precision, shapes)
     write_key(engine_path, key)
     _LOGGER.info(
         "trt engine built graph=%s precision=%s bytes=%d seconds=%.1f trt=%s",

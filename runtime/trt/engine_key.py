@@ -113,6 +113,25 @@ def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def graph_sha256(path: str | os.PathLike) -> str:
+    """The identity of a graph for engine keys: its file's sha256, combined with every external-data file it reads
+    (the GPT graphs keep their weights in a shared graphs/gpt_weights.bin), so new weights make an engine stale."""
+    import onnx
+
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    locations = sorted({
+        entry.value for tensor in model.graph.initializer if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data if entry.key == "location"
+    })
+    if not locations:
+        return file_sha256(path)
+    digest = hashlib.sha256(file_sha256(path).encode())
+    for location in locations:
+        digest.update(f"{location}:{file_sha256(path.parent / location)}".encode())
+    return digest.hexdigest()
+
+
 def write_key(engine_path: str | os.PathLike, key: EngineKey) -> Path:
     path = key_path(engine_path)
     tmp = path.with_name(path.name + ".tmp")

@@ -94,3 +94,27 @@ def test_file_sha256(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc")
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_graph_sha256_covers_shared_external_weights(tmp_path):
+    """An engine built from a graph whose weights live in an external file goes stale when only those weights change."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from runtime.trt.engine_key import graph_sha256
+
+    weight = numpy_helper.from_array(np.ones((64, 64), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], [weight],
+    )
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    before = graph_sha256(path)
+    assert before != file_sha256(path)
+    data = bytearray((tmp_path / "w.bin").read_bytes())
+    data[0] ^= 1
+    (tmp_path / "w.bin").write_bytes(bytes(data))
+    assert graph_sha256(path) != before
