@@ -140,7 +140,8 @@ def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]
     """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use dynamic INT8."""
     if precision == "fp16":
         return ["fp16"]
-    modes = ["int8"] + (["int8_dynamic"] if graph == "gpt_decode_step" and target == "cpu" else [])
+    # cpu: both GPT graphs may use dynamic INT8, so that they can share one copy of the quantized weights
+    modes = ["int8"] + (["int8_dynamic"] if graph in ("gpt_prefill", "gpt_decode_step") and target == "cpu" else [])
     return modes + (["fp16"] if precision == "auto" else [])
 
 
@@ -175,6 +176,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             results.append(measure_fidelity(graph, fp32_path, out, mode, held_out))
             variants[graph][mode] = out
     report = gate(results)
+    choices: dict[str, str] = {}
     for graph in LOWERED_GRAPHS:
         chosen = report.chosen.get(graph, "fp32")
         if config.precision in ("int8", "fp16") and chosen == "fp32":
@@ -188,6 +190,15 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             progress.step("gpt_decode_step CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
             if fastest != "fp32" or config.precision == "auto":
                 chosen = fastest
+        choices[graph] = chosen
+    passed = {(r.graph, r.precision) for r in results if r.passed}
+    if (
+        choices.get("gpt_decode_step") == "int8_dynamic"
+        and "int8_dynamic" in variants["gpt_prefill"]
+        and (("gpt_prefill", "int8_dynamic") in passed or config.precision == "int8")
+    ):
+        choices["gpt_prefill"] = "int8_dynamic"  # the same quantized bytes in both graphs: the GPT is stored once
+    for graph, chosen in choices.items():
         target = staging / graphs[graph]["file"]
         if chosen != "fp32":
             os.replace(variants[graph][chosen], target)
