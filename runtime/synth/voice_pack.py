@@ -85,6 +85,7 @@ class VoicePack:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, **arrays)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a pack is not secret and the daemon may run as another user
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
