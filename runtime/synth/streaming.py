@@ -30,6 +30,13 @@ DEFAULT_EMIT_SCHEDULE: Final = (12, 24, 48)  # final tokens per emitted piece: f
 FRAMES_PER_TOKEN: Final = 2  # 25 Hz tokens → 50 Hz frames
 
 
+def sentence_noise(rng: np.random.Generator, channels: int, max_tokens: int, speed: float) -> np.ndarray:
+    """The sentence's latent noise [1, channels, frames], indexed by absolute frame. Streamed and whole decoding both
+    take it, so the same seed gives the same noise (and, with enough context, nearly the same audio) either way."""
+    frames = int(FRAMES_PER_TOKEN * (max_tokens + 1) / min(speed, 1.0)) + 2  # speed < 1 stretches the latent
+    return rng.standard_normal((1, channels, frames)).astype(np.float32)
+
+
 class StreamingDecoder:
     """Feed it token chunks with `push`; it returns the audio that is final so far. `finish` returns the rest."""
 
@@ -57,10 +64,8 @@ class StreamingDecoder:
         self.left = left_context
         self.right = right_context
         self.fade = min(fade_samples, right_context * samples_per_token)
-        capacity = (max_tokens or options.max_tokens) + 1
         channels = getattr(decoder, "noise_channels", 192)
-        frames = int(FRAMES_PER_TOKEN * capacity / min(self.speed, 1.0)) + 2  # speed < 1 stretches the latent
-        self.noise = rng.standard_normal((1, channels, frames)).astype(np.float32)
+        self.noise = sentence_noise(rng, channels, max_tokens or options.max_tokens, self.speed)
         self.emit_schedule = tuple(max(1, int(n)) for n in emit_schedule) or (1,)
         self.pieces = 0  # pieces emitted so far (indexes emit_schedule)
         self.tokens: list[int] = []

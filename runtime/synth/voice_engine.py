@@ -247,7 +247,12 @@ class NeuralSynthesizer:
             if cancel is not None and cancel.is_set():
                 return
             if tokens_out:
-                yield self.decoder.decode(np.asarray(tokens_out, dtype=np.int64), target, ge, options.noise_scale, options.speed, noise_rng)
+                from runtime.synth.streaming import sentence_noise
+
+                noise = sentence_noise(noise_rng, self.decoder.noise_channels, options.max_tokens, options.speed)
+                yield self.decoder.decode_with_noise(
+                    np.asarray(tokens_out, dtype=np.int64), target, ge, noise, options.noise_scale, options.speed
+                )
         _LOGGER.info("sentence synthesized tokens=%d seconds=%.3f", len(tokens_out), time.monotonic() - started)
 
 

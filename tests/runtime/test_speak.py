@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import soundfile
 
 from runtime.synth.synthesizer import SynthesisOptions
@@ -62,7 +63,8 @@ def test_unknown_voice_is_one_clear_error(tiny_bundle, tmp_path):
     assert "voice 'nobody' is not in bundle" in result.stderr and "installed: test" in result.stderr
 
 
-def test_streamed_audio_matches_whole_utterance(tiny_bundle):
+@pytest.mark.parametrize("noise_scale", [0.0, 0.5])
+def test_streamed_audio_matches_whole_utterance(tiny_bundle, noise_scale):
     from runtime.synth.voice_engine import load_synthesizer
     from runtime.text.symbols import parse_phones
 
@@ -70,7 +72,7 @@ def test_streamed_audio_matches_whole_utterance(tiny_bundle):
     ids = parse_phones(PHONES)
     runs = {}
     for stream in (False, True):
-        options = SynthesisOptions(seed=5, noise_scale=0.0, max_tokens=60, stream=stream)
+        options = SynthesisOptions(seed=5, noise_scale=noise_scale, max_tokens=60, stream=stream)
         utterances: list = []
         chunks = list(synth.synthesize_phones(ids, voice="test", options=options, utterances=utterances))
         runs[stream] = (np.concatenate([c.samples for c in chunks]), utterances[0].tokens, len(chunks))
