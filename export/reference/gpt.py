@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 BERT_DIM: Final = 1024
 LAYER_NORM_EPS: Final = 1e-5
-_MASKED: Final = torch.finfo(torch.float32).min
+MASKED_SCORE: Final = torch.finfo(torch.float32).min
 
 # The official configs/s1longer-v2.yaml, as embedded under "config" in every v2 GPT checkpoint.
 FULL_GPT_CONFIG: Final[Mapping[str, Any]] = {
@@ -118,7 +118,7 @@ class PackedSelfAttention(nn.Module):
         kh = k.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         vh = v.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         scores = torch.matmul(qh, kh.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
-        scores = torch.where(keep, scores, torch.full_like(scores, _MASKED))
+        scores = torch.where(keep, scores, torch.full_like(scores, MASKED_SCORE))
         out = torch.matmul(torch.softmax(scores, dim=-1), vh)
         return self.out_proj(out.transpose(1, 2).reshape(1, -1, self.dim))
 

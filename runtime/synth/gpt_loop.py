@@ -1,10 +1,10 @@
 """The torch-free GPT decode loop: prefill graph, then one decode-step graph per token, sampling on the host.
 
-By default the decoder owns one preallocated contiguous K and V buffer per layer ([1, capacity, D] float32,
-`HostKvCache`). Prefill rows are copied in once; each step writes the new token's K/V at row `kv_len`. On ONNX Runtime
-the step gets the valid prefix views (`cache_len = kv_len`, no copies); with `static_cache=True` (a fixed-shape
-engine fed from the host) it gets the whole buffer and the graph masks rows >= kv_len. A `KvStep` that keeps the cache
-on the device (TensorRT's `TrtDecodeStep`) can be passed instead of the step runner.
+By default the decoder owns the KV cache in host memory (`HostKvCache`): one contiguous K and one V buffer in the
+decode-step graph's head-major layout ([L, 1, H, R, D/H] float32), grown in buckets of rows. Prefill rows are copied
+in once; each step gets every layer's buffer by address (no copies) and writes the new token's K/V at row `kv_len`;
+the graph masks rows >= kv_len. With `static_cache=True` (a fixed-shape engine fed from the host) R is the capacity.
+A `KvStep` that keeps the cache on the device (TensorRT's `TrtDecodeStep`) can be passed instead of the step runner.
 
 Official semantics (GPT-SoVITS `infer_panel_naive`): the EOS column is dropped for steps 0..10; a step stops when the
 argmax of the penalised logits or the sample is EOS (that token is dropped); the token generated at step idx enters at
@@ -32,6 +32,7 @@ EOS: Final = 1024
 MIN_STEPS_BEFORE_EOS: Final = 11  # the EOS column is dropped for steps 0..10
 MAX_TOKENS_LIMIT: Final = 1500
 DEFAULT_CHUNK_TOKENS: Final = 16
+DEFAULT_BUCKET_ROWS: Final = 32  # host KV cache growth step (rows); a step reads < one bucket of masked rows
 BERT_DIM: Final = 1024
 
 
@@ -40,7 +41,8 @@ class KvStep(Protocol):
     (`runtime.synth.trt_runner.TrtDecodeStep`)."""
 
     def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
-        """Put prefill K/V [L,1,R,D] into rows 0..R-1; return R, the next kv_len."""
+        """Put prefill K/V rows [L,1,R,D] (token-major, as the prefill graph writes them) into rows 0..R-1 of the
+        head-major cache; return R, the next kv_len."""
         ...
 
     def step(self, token: int, audio_position: int, kv_len: int) -> np.ndarray:
@@ -49,23 +51,42 @@ class KvStep(Protocol):
 
 
 class HostKvCache:
-    """`KvStep` over a decode-step `GraphRunner`: one preallocated float32 K and one V buffer [L,1,capacity,D]; layer
-    i's cache is the contiguous view [1,capacity,D] at index i. The step gets the valid prefix (ORT: `cache_len =
-    kv_len`) or, with `static_cache`, the whole buffers (a static-shape engine; the graph masks rows >= kv_len).
+    """`KvStep` over a decode-step `GraphRunner`, with the cache in host memory in the graph's head-major layout:
+    one float32 K and one V buffer [L, 1, H, R, D/H]; layer i's cache is the contiguous view [1, H, R, D/H].
+
+    R, the rows held, grows in buckets of `bucket_rows` (re-laid out when a bucket fills, once per `bucket_rows`
+    tokens), so a step reads at most a bucket of masked rows beyond kv_len instead of the whole capacity; the graph
+    masks rows >= kv_len. With `static_cache` (a fixed-shape engine fed from the host) R is the capacity at once.
 
     With an `OrtRunner` (it has `run_bound`), every input and output is bound by address through ORT I/O binding:
     the cache is never copied per step, the step's outputs land in preallocated buffers, and only the new token's
     row (L x D floats for K and for V) is written into the cache."""
 
-    def __init__(self, runner: GraphRunner, *, n_layer: int, d_model: int, capacity: int, static_cache: bool = False) -> None:
+    def __init__(
+        self,
+        runner: GraphRunner,
+        *,
+        n_layer: int,
+        d_model: int,
+        capacity: int,
+        static_cache: bool = False,
+        n_head: Optional[int] = None,
+        bucket_rows: int = DEFAULT_BUCKET_ROWS,
+    ) -> None:
+        declared = _declared_cache_heads(runner)
+        if n_head is not None and declared is not None and n_head != declared:
+            raise SynthesisError(f"the decode-step graph's caches have {declared} heads but the bundle says n_head={n_head}; rebuild the bundle")
+        heads = n_head or declared or 1
+        if d_model % heads:
+            raise SynthesisError(f"d_model {d_model} is not a multiple of n_head {heads}; the bundle's manifest is inconsistent")
         self.runner = runner
         self.n_layer = n_layer
+        self.heads, self.head_dim = heads, d_model // heads
         self.capacity = capacity
         self.static_cache = static_cache
-        self.k_all = np.zeros((n_layer, 1, capacity, d_model), dtype=np.float32)
-        self.v_all = np.zeros((n_layer, 1, capacity, d_model), dtype=np.float32)
-        self.k = [self.k_all[i] for i in range(n_layer)]  # per-layer [1, capacity, D] views
-        self.v = [self.v_all[i] for i in range(n_layer)]
+        self.bucket_rows = max(1, int(bucket_rows))
+        self.rows = 0  # rows held per layer (R)
+        self.k_all = self.v_all = np.zeros((n_layer, 1, heads, 0, self.head_dim), dtype=np.float32)
         columns = _declared_logits_columns(runner)
         self._bound = callable(getattr(runner, "run_bound", None)) and columns is not None
         self._token = np.zeros((1, 1), dtype=np.int64)
@@ -76,16 +97,33 @@ class HostKvCache:
         self._v_new = np.zeros((n_layer, 1, 1, d_model), dtype=np.float32)
         self._outputs = {"logits": self._logits, "k_new": self._k_new, "v_new": self._v_new}
 
+    def _rows_for(self, needed: int) -> int:
+        if self.static_cache:
+            return self.capacity
+        return min(self.capacity, -(-needed // self.bucket_rows) * self.bucket_rows)
+
+    def _allocate(self, rows: int, keep: int) -> None:
+        """New [L,1,H,rows,hd] buffers holding the first `keep` rows of the old ones (zeros elsewhere: masked rows
+        must stay finite, as 0 x NaN would poison the weighted sum)."""
+        shape = (self.n_layer, 1, self.heads, rows, self.head_dim)
+        k, v = np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
+        if keep:
+            k[:, :, :, :keep] = self.k_all[:, :, :, :keep]
+            v[:, :, :, :keep] = self.v_all[:, :, :, :keep]
+        self.k_all, self.v_all, self.rows = k, v, rows
+
     def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
+        """Prefill K/V rows [L,1,R,D] → rows 0..R-1 of fresh head-major buffers; returns R."""
         rows = k_prefill.shape[2]
         if rows > self.capacity:
             raise SynthesisError(f"the prompt needs {rows} GPT cache rows but the capacity is {self.capacity}; shorten the text")
-        self.k_all[:, :, :rows] = k_prefill
-        self.v_all[:, :, :rows] = v_prefill
+        self._allocate(self._rows_for(min(rows + 1, self.capacity)), keep=0)
+        split = (self.n_layer, 1, rows, self.heads, self.head_dim)
+        self.k_all[:, :, :, :rows] = k_prefill.reshape(split).transpose(0, 1, 3, 2, 4)
+        self.v_all[:, :, :, :rows] = v_prefill.reshape(split).transpose(0, 1, 3, 2, 4)
         return rows
 
     def _feeds(self, token: int, audio_position: int, kv_len: int) -> dict[str, np.ndarray]:
-        rows = self.capacity if self.static_cache else kv_len
         if self._bound:  # bound by address for this run only: the preallocated scalars can be reused
             self._token[0, 0], self._position[0], self._kv_len[0] = token, audio_position, kv_len
             token_a, position_a, kv_len_a = self._token, self._position, self._kv_len
@@ -95,13 +133,15 @@ class HostKvCache:
             kv_len_a = np.array([kv_len], dtype=np.int64)
         feeds: dict[str, np.ndarray] = {"token": token_a, "audio_position": position_a, "kv_len": kv_len_a}
         for i in range(self.n_layer):
-            feeds[f"k_cache_{i}"] = self.k[i][:, :rows]
-            feeds[f"v_cache_{i}"] = self.v[i][:, :rows]
+            feeds[f"k_cache_{i}"] = self.k_all[i]
+            feeds[f"v_cache_{i}"] = self.v_all[i]
         return feeds
 
     def step(self, token: int, audio_position: int, kv_len: int) -> np.ndarray:
         if kv_len >= self.capacity:
             raise SynthesisError(f"the GPT cache is full at {kv_len} rows; raise the bundle's kv_capacity")
+        if kv_len >= self.rows:  # the new row needs a bucket more
+            self._allocate(self._rows_for(kv_len + 1), keep=min(kv_len, self.rows))
         feeds = self._feeds(token, audio_position, kv_len)
         if self._bound:
             self.runner.run_bound(feeds, self._outputs)
@@ -109,8 +149,9 @@ class HostKvCache:
         else:
             out = self.runner.run(feeds)
             k_new, v_new, logits = out["k_new"], out["v_new"], out["logits"]
-        self.k_all[:, :, kv_len] = k_new[:, :, 0]
-        self.v_all[:, :, kv_len] = v_new[:, :, 0]
+        split = (self.n_layer, 1, self.heads, self.head_dim)
+        self.k_all[:, :, :, kv_len] = np.asarray(k_new).reshape(split)
+        self.v_all[:, :, :, kv_len] = np.asarray(v_new).reshape(split)
         return logits
 
 
@@ -122,6 +163,25 @@ class _EitherEvent:
 
     def is_set(self) -> bool:
         return self.first.is_set() or (self.second is not None and self.second.is_set())
+
+
+def _declared_cache_heads(runner: GraphRunner) -> Optional[int]:
+    """H of an ORT decode-step graph's head-major `k_cache_0` [1,H,C,D/H], or None when it declares none.
+
+    A graph with token-major caches [1,C,D] (bundles built before the head-major layout) is refused clearly."""
+    session = getattr(runner, "session", None)
+    if session is None or not hasattr(session, "get_inputs"):
+        return None
+    for graph_input in session.get_inputs():
+        if graph_input.name == "k_cache_0":
+            shape = list(graph_input.shape or [])
+            if len(shape) != 4:
+                raise SynthesisError(
+                    f"the decode-step graph takes k_cache_0 as {shape}, not head-major [1,H,C,D/H]: the bundle was built "
+                    "by an older skyvoice; rebuild it with 'skyvoice build'"
+                )
+            return int(shape[1]) if isinstance(shape[1], int) else None
+    return None
 
 
 def _declared_logits_columns(runner: GraphRunner) -> Optional[int]:
@@ -138,8 +198,8 @@ def _declared_logits_columns(runner: GraphRunner) -> Optional[int]:
 class GptDecoder:
     """Generates semantic tokens for one utterance at a time (the KV cache is shared, so calls must not overlap).
 
-    `step` is a decode-step `GraphRunner` (wrapped in a `HostKvCache` of `capacity` rows) or a ready `KvStep`
-    with its own cache, such as TensorRT's device-resident `TrtDecodeStep`.
+    `step` is a decode-step `GraphRunner` (wrapped in a `HostKvCache` of at most `capacity` rows; `n_head` defaults to
+    what the graph declares) or a ready `KvStep` with its own cache, such as TensorRT's device-resident `TrtDecodeStep`.
     """
 
     def __init__(
@@ -153,6 +213,7 @@ class GptDecoder:
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         static_cache: bool = False,
         eos: int = EOS,
+        n_head: Optional[int] = None,
     ) -> None:
         if capacity < 2:
             raise SynthesisError(f"GPT cache capacity {capacity} is too small; use at least the longest phones+prompt+tokens")
@@ -167,7 +228,7 @@ class GptDecoder:
         if hasattr(step, "load_prefill") and hasattr(step, "step"):
             self.kv: KvStep = step
         else:
-            self.kv = HostKvCache(step, n_layer=n_layer, d_model=d_model, capacity=capacity, static_cache=static_cache)
+            self.kv = HostKvCache(step, n_layer=n_layer, d_model=d_model, capacity=capacity, static_cache=static_cache, n_head=n_head)
         self._busy = threading.Lock()
         # Benchmark-only: never stop on EOS (the EOS column is always dropped), so random-weight models do a fixed
         # `max_tokens` of work. Never set in production.

@@ -159,30 +159,41 @@ class KvLayout:
     n_layers: int
     capacity: int  # C: rows per layer cache, the engine's static cache shape
     width: int  # D
+    heads: int = 1  # H: each layer's cache is head-major [1, H, C, D/H]
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
 
 
 class TrtDecodeStep:
     """The GPT decode step on TensorRT with the KV cache resident on the device.
 
-    Buffers never move after construction: `k_cache_i`/`v_cache_i` [1,C,D] per layer, the scalar inputs, `logits`
-    and `k_new`/`v_new` [L,1,1,D]. Each step uploads three int64 scalars, replays the step (a CUDA graph once it
-    has been captured, else `execute_async_v3`), appends the new K/V row at `kv_len` with device-to-device copies
-    and downloads the logits: O(L*D) bytes of traffic per token, never the cache.
+    Buffers never move after construction: `k_cache_i`/`v_cache_i` head-major [1,H,C,D/H] per layer, the scalar
+    inputs, `logits` and `k_new`/`v_new` [L,1,1,D]. Each step uploads three int64 scalars, replays the step (a CUDA
+    graph once it has been captured, else `execute_async_v3`), scatters the new K/V row into row `kv_len` of every
+    head with one strided device-to-device copy per layer and cache, and downloads the logits: O(L*D) bytes of
+    traffic per token, never the cache.
     """
 
     def __init__(self, runner: TrtRunner, layout: KvLayout, *, use_cuda_graph: bool = True) -> None:
+        if layout.width % layout.heads:
+            raise SynthesisError(f"d_model {layout.width} is not a multiple of n_head {layout.heads}; the bundle's manifest is inconsistent")
         self.runner, self.layout = runner, layout
         cuda, ctx = runner._cuda, runner.context
         self._cuda = cuda
-        row_bytes = layout.width * runner.dtypes["k_cache_0"].itemsize
-        self.row_bytes = row_bytes
+        self.itemsize = runner.dtypes["k_cache_0"].itemsize
+        self.row_bytes = layout.width * self.itemsize  # one token's K (or V) row, all heads
+        self.head_row_bytes = layout.head_dim * self.itemsize  # one token's row in one head
+        self.head_bytes = layout.capacity * self.head_row_bytes  # one head's whole cache (the pitch between heads)
+        cache_bytes = layout.heads * self.head_bytes
         self.caches: dict[str, _DeviceBuffer] = {}
         for i in range(layout.n_layers):
             for kind in ("k", "v"):
                 name = f"{kind}_cache_{i}"
-                buf = runner.buffer(name, layout.capacity * row_bytes)
-                cuda.memset_d8(buf.ptr, 0, layout.capacity * row_bytes)
-                ctx.set_input_shape(name, (1, layout.capacity, layout.width))
+                buf = runner.buffer(name, cache_bytes)
+                cuda.memset_d8(buf.ptr, 0, cache_bytes)
+                ctx.set_input_shape(name, (1, layout.heads, layout.capacity, layout.head_dim))
                 ctx.set_tensor_address(name, buf.ptr)
                 self.caches[name] = buf
         self._scalars: dict[str, tuple[np.ndarray, _DeviceBuffer]] = {}
@@ -198,15 +209,34 @@ class TrtDecodeStep:
         self._use_cuda_graph = use_cuda_graph
         self._steps = 0
 
+    def _strided_copy(self, dst: int, src, src_pitch: int, width: int, *, src_on_device: bool) -> None:
+        """Copy `heads` runs of `width` bytes (`src_pitch` apart) to `dst`, one head's pitch apart, on the stream."""
+        copy = self._cuda.Memcpy2D()
+        if src_on_device:
+            copy.set_src_device(src)
+        else:
+            copy.set_src_host(src)
+        copy.set_dst_device(dst)
+        copy.src_pitch, copy.dst_pitch = src_pitch, self.head_bytes
+        copy.width_in_bytes, copy.height = width, self.layout.heads
+        copy(self.runner.stream)
+
     def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
-        """Copy prefill K/V [L,1,R,D] into rows 0..R-1 of every layer; return R (the next kv_len)."""
+        """Copy prefill K/V rows [L,1,R,D] into rows 0..R-1 of every head of every layer; return R (the next kv_len)."""
         rows = k_prefill.shape[2]
         if rows > self.layout.capacity:
             raise SynthesisError(f"prompt needs {rows} cache rows, the engine holds {self.layout.capacity}; shorten the text or rebuild with a larger --kv-capacity")
+        lay = self.layout
+        dtype = self.runner.dtypes["k_cache_0"]
+        staged = []  # page-locked (asynchronous 2D copies need it), alive until the stream has synchronized
         for kind, array in (("k", k_prefill), ("v", v_prefill)):
-            array = np.ascontiguousarray(array, dtype=self.runner.dtypes["k_cache_0"])
-            for i in range(self.layout.n_layers):
-                self._cuda.memcpy_htod_async(self.caches[f"{kind}_cache_{i}"].ptr, array[i, 0], self.runner.stream)
+            # [L,1,R,D] → [L,H,R,hd] on the host; each head's R rows then land at the start of its device pitch
+            heads_first = self._cuda.pagelocked_empty((lay.n_layers, lay.heads, rows, lay.head_dim), dtype)
+            heads_first[...] = array.reshape(lay.n_layers, rows, lay.heads, lay.head_dim).transpose(0, 2, 1, 3)
+            staged.append(heads_first)
+            for i in range(lay.n_layers):
+                run = rows * self.head_row_bytes
+                self._strided_copy(self.caches[f"{kind}_cache_{i}"].ptr, heads_first[i], run, run, src_on_device=False)
         self.runner.stream.synchronize()
         return rows
 
@@ -245,10 +275,12 @@ class TrtDecodeStep:
             cuda.memcpy_htod_async(buf.ptr, host, stream)
         self._launch()
         k_new, v_new = self.runner.device_ptr("k_new"), self.runner.device_ptr("v_new")
-        offset = kv_len * self.row_bytes
+        offset = kv_len * self.head_row_bytes
         for i in range(self.layout.n_layers):
-            cuda.memcpy_dtod_async(self.caches[f"k_cache_{i}"].ptr + offset, k_new + i * self.row_bytes, self.row_bytes, stream)
-            cuda.memcpy_dtod_async(self.caches[f"v_cache_{i}"].ptr + offset, v_new + i * self.row_bytes, self.row_bytes, stream)
+            for kind, rows_ptr in (("k", k_new), ("v", v_new)):
+                self._strided_copy(
+                    self.caches[f"{kind}_cache_{i}"].ptr + offset, rows_ptr + i * self.row_bytes, self.head_row_bytes, self.head_row_bytes, src_on_device=True
+                )
         cuda.memcpy_dtoh_async(self._logits_host, self.runner.device_ptr("logits"), stream)
         stream.synchronize()
         return np.array(self._logits_host)
@@ -320,6 +352,7 @@ def select_decode_step(
     n_layer: int,
     d_model: int,
     capacity: int,
+    n_head: int = 1,
     providers: Optional[Sequence[str]] = None,
     platform: Optional[PlatformInfo] = None,
 ) -> tuple[Union[GraphRunner, TrtDecodeStep], str]:
@@ -336,10 +369,10 @@ def select_decode_step(
     try:
         profile = read_key(choice.runner.path).profiles.get("k_cache_0")
         if profile:
-            engine_capacity = int(profile[0][1])
+            engine_capacity = int(profile[0][2])  # k_cache_0 [1,H,C,D/H]: min shape's C
     except EngineKeyError:
         pass  # select_runner has just read this key; keep the bundle's capacity
     if engine_capacity != capacity:
         _LOGGER.warning("decode engine capacity=%d differs from the bundle's kv_capacity=%d; using the engine's", engine_capacity, capacity)
-    step = TrtDecodeStep(choice.runner, KvLayout(n_layer, engine_capacity, d_model))
+    step = TrtDecodeStep(choice.runner, KvLayout(n_layer, engine_capacity, d_model, n_head))
     return step, choice.backend

@@ -86,10 +86,10 @@ class NeuralSynthesizer:
         except KeyError as exc:
             raise SynthesisError(f"{self.bundle_dir}/manifest.json lacks {exc}; rebuild the bundle with 'skyvoice build'") from None
         factory = runner_factory or default_runner_factory(self.bundle_dir, threads)
-        n_layer, d_model = int(gpt_meta["n_layer"]), int(gpt_meta["d_model"])
+        n_layer, d_model, n_head = int(gpt_meta["n_layer"]), int(gpt_meta["d_model"]), int(gpt_meta.get("n_head", 16))
         capacity = int(gpt_meta.get("kv_capacity", 2048))
         runners = {name: factory(name, path) for name, path in files.items() if name != "gpt_decode_step"}
-        step, step_backend = self._decode_step(files["gpt_decode_step"], factory, runner_factory is None, n_layer, d_model, capacity)
+        step, step_backend = self._decode_step(files["gpt_decode_step"], factory, runner_factory is None, n_layer, d_model, n_head, capacity)
         self.backends = {name: runner.backend for name, runner in runners.items()} | {"gpt_decode_step": step_backend}
         self.gpt = GptDecoder(
             runners["gpt_prefill"],
@@ -99,6 +99,7 @@ class NeuralSynthesizer:
             capacity=capacity,
             static_cache=step_backend.startswith("tensorrt"),
             eos=int(gpt_meta.get("eos", 1024)),
+            n_head=n_head,
         )
         self.decoder = SovitsDecoder(runners["sovits_decoder"])
         self.sample_rate_hz = int(sovits_meta["sample_rate_hz"])
@@ -114,12 +115,12 @@ class NeuralSynthesizer:
         self._lock = threading.Lock()
         _LOGGER.info("neural voice loaded bundle=%s backends=%s", self.bundle_dir, self.backends)
 
-    def _decode_step(self, path: Path, factory: RunnerFactory, default: bool, n_layer: int, d_model: int, capacity: int):
+    def _decode_step(self, path: Path, factory: RunnerFactory, default: bool, n_layer: int, d_model: int, n_head: int, capacity: int):
         """A device-resident TensorRT decode step (KV cache on the GPU) when an engine matches, else a runner."""
         if default and any((self.bundle_dir / "engines").glob("gpt_decode_step.engine")):
             from runtime.synth.trt_runner import select_decode_step
 
-            return select_decode_step(path, self.bundle_dir / "engines", n_layer=n_layer, d_model=d_model, capacity=capacity)
+            return select_decode_step(path, self.bundle_dir / "engines", n_layer=n_layer, d_model=d_model, n_head=n_head, capacity=capacity)
         runner = factory("gpt_decode_step", path)
         return runner, runner.backend
 

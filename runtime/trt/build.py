@@ -52,7 +52,7 @@ def _dynamic_ranges(graph: str, limits: ShapeLimits) -> Mapping[tuple[str, int],
     return {
         "gpt_prefill": {("phones", 1): limits.phones, ("bert_features", 1): limits.phones, ("prompt_tokens", 1): limits.prompt_tokens},
         # the decode step is static at the cache capacity (rows >= kv_len are masked)
-        "gpt_decode_step": {("k_cache_", 1): (cap, cap, cap), ("v_cache_", 1): (cap, cap, cap)},
+        "gpt_decode_step": {("k_cache_", 2): (cap, cap, cap), ("v_cache_", 2): (cap, cap, cap)},
         "sovits_decoder": {("semantic_tokens", 1): limits.semantic_tokens, ("phones", 1): limits.phones, ("noise", 2): limits.noise_frames},
         "ref_encoder": {("spectrogram", 2): limits.spectrogram_frames},
         "prompt_encoder": {("ssl_features", 2): limits.ssl_frames},

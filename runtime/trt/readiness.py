@@ -48,8 +48,8 @@ EXPECTED_INPUTS: Final[Mapping[str, Mapping[str, tuple[DimSpec, ...]]]] = {
         "token": (1, 1),
         "audio_position": (1,),
         "kv_len": (1,),
-        "k_cache_": (1, DYN, ANY),
-        "v_cache_": (1, DYN, ANY),
+        "k_cache_": (1, ANY, DYN, ANY),  # head-major [1, H, C, D/H]
+        "v_cache_": (1, ANY, DYN, ANY),
     },
     "sovits_decoder": {
         "semantic_tokens": (1, DYN),

@@ -111,7 +111,8 @@ def test_prefill_and_decode_steps_match_torch(graphs):
             "kv_len": np.array([k_ort[0].shape[1]], dtype=np.int64),
         }
         for i in range(2):
-            feeds[f"k_cache_{i}"], feeds[f"v_cache_{i}"] = k_ort[i], v_ort[i]
+            feeds[f"k_cache_{i}"] = gpt_decode_step.to_head_major(k_ort[i], heads=4)
+            feeds[f"v_cache_{i}"] = gpt_decode_step.to_head_major(v_ort[i], heads=4)
         out = graphs["step"].run(feeds)
         with torch.no_grad():
             logits, k_new, v_new = model.decode_step(
@@ -133,6 +134,35 @@ def test_a_ready_kv_step_is_used_as_is(graphs):
     assert dec.generate_all(phones, bert, prompt, GREEDY) == decoder(graphs).generate_all(phones, bert, prompt, GREEDY)
     with pytest.raises(SynthesisError, match="cache is full at 160 rows"):
         kv.step(1, 0, CAPACITY)
+
+
+def test_host_cache_grows_in_buckets_without_changing_a_token(graphs):
+    """Head-major host buffers re-laid out every few rows (tiny buckets: many growths) and the whole-capacity form
+    give the oracle's tokens; a step binds the whole bucket and the graph masks the rows past kv_len."""
+    phones, bert, prompt = utterance(6)
+    want = oracle(graphs["model"], phones, bert, prompt, greedy=True, max_tokens=GREEDY.max_tokens)
+    for kv in (
+        HostKvCache(graphs["step"], n_layer=2, d_model=64, capacity=CAPACITY, bucket_rows=5),
+        HostKvCache(graphs["step"], n_layer=2, d_model=64, capacity=CAPACITY, static_cache=True),
+    ):
+        dec = GptDecoder(graphs["prefill"], kv, n_layer=2, d_model=64, capacity=CAPACITY)
+        assert dec.generate_all(phones, bert, prompt, GREEDY) == want
+        assert kv.heads == 4 and kv.k_all.shape[2] == 4  # heads read from the graph's declared k_cache_0
+    assert HostKvCache(graphs["step"], n_layer=2, d_model=64, capacity=CAPACITY, bucket_rows=5).rows == 0
+
+
+def test_a_token_major_decode_graph_is_refused_with_a_rebuild_hint(tmp_path):
+    """Bundles built before the head-major cache layout take k_cache_i as [1,C,D]: refused in one sentence."""
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, "cache_len", 64]) for n in ("k_cache_0", "v_cache_0")]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1025])]
+    nodes = [helper.make_node("ReduceSum", ["k_cache_0"], ["summed"], keepdims=0), helper.make_node("Identity", ["summed"], ["logits"])]
+    model = helper.make_model(helper.make_graph(nodes, "old", inputs, outputs), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    runner = OrtRunner(tmp_path / "old.onnx", providers=["CPUExecutionProvider"])
+    with pytest.raises(SynthesisError, match="built by an older skyvoice; rebuild it"):
+        HostKvCache(runner, n_layer=1, d_model=64, capacity=CAPACITY)
 
 
 def test_kv_cache_oracle_equals_full_recompute(graphs):

@@ -21,7 +21,7 @@ def _model(nodes, inputs, outputs, inits=(), opset=17):
     return model
 
 
-def decode_step_model(cache_dims=(1, "cache_len", WIDTH), extra_nodes=()):
+def decode_step_model(cache_dims=(1, 4, "cache_len", WIDTH // 4), extra_nodes=()):
     """A straight-line stand-in for gpt_decode_step with the contract's inputs and outputs."""
     inputs = [
         helper.make_tensor_value_info("token", TensorProto.INT64, [1, 1]),
@@ -86,9 +86,11 @@ def test_loop_in_the_decode_path_fails_and_ops_inside_bodies_are_checked():
 
 
 def test_wrong_static_and_dynamic_axes_are_named():
-    report = check_model("gpt_decode_step", decode_step_model(cache_dims=(1, 512, WIDTH)))
+    report = check_model("gpt_decode_step", decode_step_model(cache_dims=(1, 4, 512, WIDTH // 4)))
     errors = [f.message for f in report.findings if f.check == "shapes"]
-    assert any("'k_cache_0' axis 1 is fixed at 512 but must be dynamic" in m for m in errors)
+    assert any("'k_cache_0' axis 2 is fixed at 512 but must be dynamic" in m for m in errors)
+    token_major = check_model("gpt_decode_step", decode_step_model(cache_dims=(1, "cache_len", WIDTH)))
+    assert not token_major.ok  # the layout before head-major caches: wrong rank
     model = decode_step_model()
     model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "steps"  # token must be [1,1]
     errors = [f.message for f in check_model("gpt_decode_step", model).findings if f.check == "shapes"]

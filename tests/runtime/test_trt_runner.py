@@ -172,11 +172,18 @@ def test_engine_build_and_run_match_onnxruntime(bundle):
 
 # --- the decode step: static capacity with kv_len masking (the TensorRT form) equals the ORT prefix form ---------
 
-LAYERS, WIDTH, VOCAB, CAPACITY = 2, 8, 16, 32
+LAYERS, HEADS, WIDTH, VOCAB, CAPACITY = 2, 2, 8, 16, 32
+HEAD_DIM = WIDTH // HEADS
+
+
+def _head_major(rows):
+    """[1,C,D] token-major rows → [1,H,C,D/H], the decode step's cache layout."""
+    return np.ascontiguousarray(rows.reshape(1, rows.shape[1], HEADS, HEAD_DIM).transpose(0, 2, 1, 3))
 
 
 def _decode_step_graph(path):
-    """Contract I/O of gpt_decode_step; rows >= kv_len of each cache are masked out, as in the real graph."""
+    """Contract I/O of gpt_decode_step (head-major caches); rows >= kv_len of each cache are masked out, as in the
+    real graph, and every head's rows reach the logits in the row order k_new/v_new use."""
     rng = np.random.default_rng(5)
     inits = [
         numpy_helper.from_array(rng.standard_normal((VOCAB, WIDTH)).astype(np.float32), "emb"),
@@ -184,14 +191,16 @@ def _decode_step_graph(path):
         numpy_helper.from_array(np.array(0, np.int64), "zero"),
         numpy_helper.from_array(np.array(1, np.int64), "one"),
         numpy_helper.from_array(np.array([1], np.int64), "idx1"),
+        numpy_helper.from_array(np.array([2], np.int64), "idx2"),
         numpy_helper.from_array(np.array([1, WIDTH], np.int64), "row_shape"),
         numpy_helper.from_array(np.array([1, 1, 1, WIDTH], np.int64), "kv_shape"),
-        numpy_helper.from_array(np.array([1, -1, 1], np.int64), "mask_shape"),
+        numpy_helper.from_array(np.array([1, 1, -1, 1], np.int64), "mask_shape"),
+        numpy_helper.from_array((np.arange(WIDTH, dtype=np.float32) + 1).reshape(1, WIDTH) / WIDTH, "position_weights"),
         numpy_helper.from_array(np.array(0.01, np.float32), "pos_scale"),
     ]
     nodes = [
         helper.make_node("Shape", ["k_cache_0"], ["cache_shape"]),
-        helper.make_node("Gather", ["cache_shape", "idx1"], ["cache_len_1"], axis=0),
+        helper.make_node("Gather", ["cache_shape", "idx2"], ["cache_len_1"], axis=0),
         helper.make_node("Squeeze", ["cache_len_1"], ["cache_len"]),
         helper.make_node("Range", ["zero", "cache_len", "one"], ["rows"]),
         helper.make_node("Less", ["rows", "kv_len"], ["valid"]),
@@ -208,8 +217,10 @@ def _decode_step_graph(path):
         for kind in ("k", "v"):
             nodes += [
                 helper.make_node("Mul", [f"{kind}_cache_{i}", "mask"], [f"{kind}{i}_masked"]),
-                helper.make_node("ReduceSum", [f"{kind}{i}_masked", "idx1"], [f"{kind}{i}_sum"], keepdims=0),
-                helper.make_node("Mul", [f"{kind}{i}_sum", "pos_scale"], [f"{kind}{i}_small"]),
+                helper.make_node("ReduceSum", [f"{kind}{i}_masked", "idx2"], [f"{kind}{i}_heads"], keepdims=0),  # [1,H,hd]
+                helper.make_node("Reshape", [f"{kind}{i}_heads", "row_shape"], [f"{kind}{i}_sum"]),  # the row order
+                helper.make_node("Mul", [f"{kind}{i}_sum", "position_weights"], [f"{kind}{i}_weighted"]),
+                helper.make_node("Mul", [f"{kind}{i}_weighted", "pos_scale"], [f"{kind}{i}_small"]),
                 helper.make_node("Add", [acc, f"{kind}{i}_small"], [f"acc_{kind}{i}"]),
             ]
             acc = f"acc_{kind}{i}"
@@ -231,7 +242,7 @@ def _decode_step_graph(path):
         helper.make_tensor_value_info("audio_position", TensorProto.INT64, [1]),
         helper.make_tensor_value_info("kv_len", TensorProto.INT64, [1]),
     ] + [
-        helper.make_tensor_value_info(f"{kind}_cache_{i}", TensorProto.FLOAT, [1, "cache_len", WIDTH])
+        helper.make_tensor_value_info(f"{kind}_cache_{i}", TensorProto.FLOAT, [1, HEADS, "cache_len", HEAD_DIM])
         for i in range(LAYERS) for kind in ("k", "v")
     ]
     outputs = [
@@ -260,7 +271,7 @@ def _reference_tokens(runner, prefill_rows, steps, static):
         rows = CAPACITY if static else kv_len
         feed = {"token": np.array([[token]], np.int64), "audio_position": np.array([step], np.int64), "kv_len": np.array([kv_len], np.int64)}
         for i in range(LAYERS):
-            feed[f"k_cache_{i}"], feed[f"v_cache_{i}"] = k[i][:, :rows], v[i][:, :rows]
+            feed[f"k_cache_{i}"], feed[f"v_cache_{i}"] = _head_major(k[i][:, :rows]), _head_major(v[i][:, :rows])
         out = runner.run(feed)
         for i in range(LAYERS):
             k[i][0, kv_len], v[i][0, kv_len] = out["k_new"][i, 0, 0], out["v_new"][i, 0, 0]
@@ -294,7 +305,7 @@ def test_trt_decode_step_keeps_the_cache_on_the_device_and_matches_onnxruntime(t
     build_engine(graph, engine, "gpt_decode_step", "fp32", probe_platform(), limits=ShapeLimits(kv_capacity=CAPACITY))
     want_tokens, want_logits, (k_prefill, v_prefill) = _reference_tokens(OrtRunner(graph, providers=["CPUExecutionProvider"]), 5, 12, static=False)
 
-    step = TrtDecodeStep(TrtRunner(engine), KvLayout(LAYERS, CAPACITY, WIDTH))
+    step = TrtDecodeStep(TrtRunner(engine), KvLayout(LAYERS, CAPACITY, WIDTH, HEADS))
     kv_len = step.load_prefill(k_prefill, v_prefill)
     token, tokens, logits = 3, [], []
     for position in range(12):  # steps 3.. replay the captured CUDA graph
@@ -305,6 +316,138 @@ def test_trt_decode_step_keeps_the_cache_on_the_device_and_matches_onnxruntime(t
         kv_len += 1
     assert tokens == want_tokens
     np.testing.assert_allclose(np.concatenate(logits), want_logits, rtol=1e-3, atol=1e-3)
+
+
+class _FakeDeviceMemory:
+    """The CUDA driver calls TrtDecodeStep makes, over host bytes (the true edge: no GPU here). Pointers are integers
+    into one flat arena, so pointer arithmetic, pitches and out-of-bounds writes behave as on a device."""
+
+    def __init__(self, nbytes=1 << 20):
+        self.arena = np.zeros(nbytes, np.uint8)
+        self.next = 4096
+
+    def mem_alloc(self, nbytes):
+        base, self.next = self.next, self.next + ((nbytes + 255) // 256) * 256
+        assert self.next <= self.arena.size, "fake device out of memory"
+
+        class Allocation(int):
+            def free(self):
+                pass
+
+        return Allocation(base)
+
+    def view(self, ptr, nbytes):
+        return self.arena[int(ptr):int(ptr) + nbytes]
+
+    def memset_d8(self, ptr, value, nbytes):
+        self.view(ptr, nbytes)[:] = value
+
+    def memcpy_htod_async(self, ptr, host, stream=None):
+        raw = np.ascontiguousarray(host).view(np.uint8).reshape(-1)
+        self.view(ptr, raw.size)[:] = raw
+
+    def memcpy_dtoh_async(self, host, ptr, stream=None):
+        host.view(np.uint8).reshape(-1)[:] = self.view(ptr, host.nbytes)
+
+    def pagelocked_empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def Memcpy2D(self):
+        memory = self
+
+        class Copy2D:
+            def set_src_host(self, array):
+                self.src = ("host", np.ascontiguousarray(array).view(np.uint8).reshape(-1))
+
+            def set_src_device(self, ptr):
+                self.src = ("device", int(ptr))
+
+            def set_dst_device(self, ptr):
+                self.dst = int(ptr)
+
+            def __call__(self, stream=None):
+                assert self.width_in_bytes <= min(self.src_pitch, self.dst_pitch)
+                for row in range(self.height):
+                    kind, src = self.src
+                    start = row * self.src_pitch
+                    data = src[start:start + self.width_in_bytes] if kind == "host" else memory.view(src + start, self.width_in_bytes).copy()
+                    memory.view(self.dst + row * self.dst_pitch, self.width_in_bytes)[:] = data
+
+        return Copy2D()
+
+
+class _FakeEngineRunner:
+    """A TrtRunner stand-in: TensorRT's execution context is ONNX Runtime on the same graph, reading its inputs from
+    and writing its outputs to the fake device memory at the addresses TrtDecodeStep bound."""
+
+    def __init__(self, graph, memory):
+        from runtime.synth.trt_runner import _DeviceBuffer
+
+        self._cuda, self._buffer_type = memory, _DeviceBuffer
+        self.ort = OrtRunner(graph, providers=["CPUExecutionProvider"])
+        self.path = graph
+        self.dtypes = {i.name: np.dtype(np.int64 if "int64" in i.type else np.float32) for i in self.ort.session.get_inputs()}
+        self.dtypes |= {o.name: np.dtype(np.float32) for o in self.ort.session.get_outputs()}
+        self.shapes, self.addresses, self._buffers = {}, {}, {}
+        runner = self
+
+        class Context:
+            def set_input_shape(self, name, shape):
+                runner.shapes[name] = tuple(shape)
+                return True
+
+            def set_tensor_address(self, name, ptr):
+                runner.addresses[name] = ptr
+
+        class Stream:
+            def synchronize(self):
+                pass
+
+        self.context, self.stream = Context(), Stream()
+
+    def buffer(self, name, nbytes):
+        if name not in self._buffers:
+            self._buffers[name] = self._buffer_type(self._cuda, nbytes)
+        return self._buffers[name]
+
+    def device_ptr(self, name):
+        return self._buffers[name].ptr
+
+    def _bind_outputs(self):
+        shapes = {"logits": (1, VOCAB), "k_new": (LAYERS, 1, 1, WIDTH), "v_new": (LAYERS, 1, 1, WIDTH)}
+        for name, shape in shapes.items():
+            self.context.set_tensor_address(name, self.buffer(name, int(np.prod(shape)) * 4).ptr)
+        return shapes
+
+    def execute(self):
+        feeds = {}
+        for name, shape in self.shapes.items():
+            dtype = self.dtypes[name]
+            feeds[name] = self._cuda.view(self.addresses[name], int(np.prod(shape)) * dtype.itemsize).view(dtype).reshape(shape).copy()
+        for name, value in self.ort.run(feeds).items():
+            self._cuda.memcpy_htod_async(self.addresses[name], value.astype(np.float32))
+
+
+def test_trt_decode_step_scatters_rows_into_head_major_device_caches(tmp_path):
+    """TrtDecodeStep's device bookkeeping (prefill upload, per-step strided row scatter, static capacity with
+    masking) on a fake device whose 'engine' is ORT: the tokens and logits equal the host prefix loop's."""
+    from runtime.synth.trt_runner import KvLayout, TrtDecodeStep
+
+    graph = _decode_step_graph(tmp_path / "gpt_decode_step.onnx")
+    want_tokens, want_logits, (k_prefill, v_prefill) = _reference_tokens(OrtRunner(graph, providers=["CPUExecutionProvider"]), 5, 12, static=False)
+    runner = _FakeEngineRunner(graph, _FakeDeviceMemory())
+    step = TrtDecodeStep(runner, KvLayout(LAYERS, CAPACITY, WIDTH, HEADS), use_cuda_graph=False)
+    assert runner.shapes["k_cache_0"] == (1, HEADS, CAPACITY, HEAD_DIM)
+    kv_len = step.load_prefill(k_prefill, v_prefill)
+    token, tokens, logits = 3, [], []
+    for position in range(12):
+        out = step.step(token, position, kv_len)
+        token = int(np.argmax(out))
+        tokens.append(token)
+        logits.append(out.reshape(1, -1))
+        kv_len += 1
+    assert tokens == want_tokens
+    np.testing.assert_allclose(np.concatenate(logits), want_logits, rtol=1e-5, atol=1e-5)
 
 
 def test_select_decode_step_falls_back_to_an_onnxruntime_runner(tmp_path):
