@@ -7,8 +7,10 @@ voiced signal (the build has no voices yet). Recorded per graph: prefill feeds, 
 decoder feeds. Every 4th text is held out for the fidelity gate and never sets an INT8 range.
 
 Only the three graphs the box runs are lowered (gpt_prefill, gpt_decode_step, sovits_decoder); the reference and
-prompt encoders run once per voice enrollment and stay FP32. For the decode step on CPU, dynamic INT8 is a candidate
-too and is kept only where it is measured faster than FP32 (`export.quantize.fastest_variant`).
+prompt encoders run once per voice enrollment and stay FP32. With `--target cpu`, ONNX Runtime's CPU forms are
+candidates too (dynamic INT8 for both GPT graphs, `int8_cpu` for the SoVITS decoder), and for the decode step and
+the decoder the variant kept is the fastest of those inside the fidelity gate, measured on this machine
+(`export.quantize.fastest_variant`).
 """
 
 from __future__ import annotations
@@ -96,9 +98,10 @@ def collect_feeds(staging: Path, graphs: Mapping[str, dict], config) -> dict[str
 
     decode_inputs = {i.name: i for i in onnx.load(str(staging / graphs["gpt_decode_step"]["file"]), load_external_data=False).graph.input}
     n_layer = sum(1 for name in decode_inputs if name.startswith("k_cache_"))
-    d_model = decode_inputs["k_cache_0"].type.tensor_type.shape.dim[2].dim_value
+    cache_dims = decode_inputs["k_cache_0"].type.tensor_type.shape.dim  # head-major [1, H, C, D/H]
+    n_head, d_model = cache_dims[1].dim_value, cache_dims[1].dim_value * cache_dims[3].dim_value
     capacity = 64 + BOOTSTRAP_PROMPT_TOKENS + CALIBRATION_TOKENS + 400
-    gpt = GptDecoder(runners["gpt_prefill"], recorder, n_layer=n_layer, d_model=d_model, capacity=capacity)
+    gpt = GptDecoder(runners["gpt_prefill"], recorder, n_layer=n_layer, d_model=d_model, capacity=capacity, n_head=n_head)
     texts = _texts(config)
     rng = np.random.default_rng(config.seed)
 
@@ -136,12 +139,18 @@ def collect_feeds(staging: Path, graphs: Mapping[str, dict], config) -> dict[str
     return feeds
 
 
+# Graphs whose CPU variant is picked by measured speed on `--target cpu` (the GPT prefill follows the decode step).
+TIMED_ON_CPU: Final = ("gpt_decode_step", "sovits_decoder")
+CPU_FORMS: Final = {"gpt_prefill": "int8_dynamic", "gpt_decode_step": "int8_dynamic", "sovits_decoder": "int8_cpu"}
+
+
 def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]:
-    """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use dynamic INT8."""
+    """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use ONNX Runtime's CPU
+    forms (dynamic INT8 for both GPT graphs, so that they can share one copy of the quantized weights; the uint8
+    QLinearConv form for the decoder)."""
     if precision == "fp16":
         return ["fp16"]
-    # cpu: both GPT graphs may use dynamic INT8, so that they can share one copy of the quantized weights
-    modes = ["int8"] + (["int8_dynamic"] if graph in ("gpt_prefill", "gpt_decode_step") and target == "cpu" else [])
+    modes = ["int8"] + ([CPU_FORMS[graph]] if target == "cpu" and graph in CPU_FORMS else [])
     return modes + (["fp16"] if precision == "auto" else [])
 
 
@@ -183,11 +192,12 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             forced = config.precision if config.precision in variants[graph] else "int8"
             _LOGGER.warning("fidelity gate failed graph=%s precision=%s; shipping it because --precision %s was asked", graph, forced, config.precision)
             chosen = forced
-        if graph == "gpt_decode_step" and chosen in ("int8", "int8_dynamic") and "int8_dynamic" in variants[graph]:
+        cpu_form = CPU_FORMS.get(graph)
+        if graph in TIMED_ON_CPU and chosen.startswith("int8") and cpu_form in variants[graph]:
             passing = {r.precision for r in results if r.graph == graph and r.passed} | {"fp32"}
-            timed = {m: p for m, p in variants[graph].items() if m in passing and m in ("fp32", "int8", "int8_dynamic")}
+            timed = {m: p for m, p in variants[graph].items() if m in passing and m in ("fp32", "int8", cpu_form)}
             fastest, timings = fastest_variant(timed, feeds[graph][:3])
-            progress.step("gpt_decode_step CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
+            progress.step(f"{graph} CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
             if fastest != "fp32" or config.precision == "auto":
                 chosen = fastest
         choices[graph] = chosen

@@ -48,3 +48,28 @@ def test_int8_bundle_speaks_close_to_fp32(int8_bundle, tiny_bundle):
     for name, bundle in (("fp32", tiny_bundle), ("int8", int8_bundle)):
         audio[name] = np.concatenate([c.samples for c in load_synthesizer(bundle).synthesize_phones(ids, voice="test", options=options)])
     assert audio["int8"].size > 0 and np.abs(audio["int8"]).max() > 0.01
+
+
+def test_cpu_target_int8_bundle_picks_cpu_forms_and_speaks(tiny_checkpoints, tiny_bundle, tmp_path):
+    """`--target cpu`: the GPT graphs share one INT8 form, the decoder is one of the two static INT8 forms (the
+    faster of those inside the gate, measured here), and the bundle speaks."""
+    import shutil
+
+    from runtime.synth.synthesizer import SynthesisOptions
+    from runtime.synth.voice_engine import load_synthesizer
+    from runtime.text.symbols import parse_phones
+
+    out = tmp_path / "bundle"
+    config = BuildConfig(gpt_path=tiny_checkpoints["gpt"], sovits_path=tiny_checkpoints["sovits"], out_dir=out,
+                         precision="int8", kv_capacity=512, target="cpu")
+    build_bundle(config, Progress(enabled=False))
+    graphs = json.loads((out / "manifest.json").read_text())["graphs"]
+    assert graphs["sovits_decoder"]["precision"] in ("int8", "int8_cpu")
+    assert graphs["gpt_decode_step"]["precision"] in ("int8", "int8_dynamic")
+    if graphs["gpt_decode_step"]["precision"] == "int8_dynamic":
+        assert graphs["gpt_prefill"]["precision"] == "int8_dynamic"
+    shutil.copytree(tiny_bundle / "voices", out / "voices", dirs_exist_ok=True)
+    options = SynthesisOptions(seed=2, max_tokens=30, noise_scale=0.0, stream=False)
+    chunks = load_synthesizer(out).synthesize_phones(parse_phones("n i3 h ao3 ."), voice="test", options=options)
+    audio = np.concatenate([c.samples for c in chunks])
+    assert audio.size > 0 and np.isfinite(audio).all()

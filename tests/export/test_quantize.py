@@ -172,6 +172,24 @@ def test_gate_passes_int8_decoder_and_records_report(graphs, tmp_path):
     assert "sovits_decoder" in report.format_table()
 
 
+def test_int8_cpu_form_runs_conv_as_qlinearconv_in_onnxruntime(graphs, tmp_path):
+    """The CPU form (uint8 activations, Q on outputs) is what ORT fuses into integer kernels; the TensorRT form
+    (symmetric int8, float outputs) leaves a float Conv between Q/DQ pairs on x86."""
+    calib, held = split_calibration(graphs["dec_feeds"])
+    fused = {}
+    for mode in ("int8", "int8_cpu"):
+        out = quantize_graph(graphs["dec"], tmp_path / f"dec_{mode}.onnx", calib, mode)
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"dec_{mode}.optimized.onnx")
+        ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+        fused[mode] = {n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node}
+        result = measure_fidelity("sovits_decoder", graphs["dec"], out, mode, held)
+        assert result.metrics["snr_db_min"] > 15.0, (mode, result)
+    assert "QLinearConv" in fused["int8_cpu"] and "QLinearConv" not in fused["int8"]
+    zero_points = [numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "dec_int8_cpu.onnx")).graph.initializer if i.name.endswith("_zero_point")]
+    assert any(z.dtype == np.uint8 for z in zero_points)
+
+
 def test_gate_picks_fp32_when_int8_error_is_forced_over_threshold(graphs, tmp_path):
     """Calibrate on inputs 1000x larger than the held-out ones: the int8 step swamps real activations."""
     calib, held = split_calibration(graphs["gpt_feeds"])
