@@ -27,14 +27,24 @@ from runtime.synth.synthesizer import AudioChunk, SynthesisOptions
 _LOGGER = logging.getLogger(__name__)
 
 FRAGMENT_INTERVAL_S: Final = 0.3
+AUDIO_CHUNKS_AHEAD: Final = 64  # decoded pieces waiting for the player at most (bounds memory on long texts)
 RUNTIME_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step", "sovits_decoder")
 
 RunnerFactory = Callable[[str, Path], GraphRunner]
 
 
+# The decode step is memory-bound (it streams the GPT's weights and the cache once per token): one thread is as fast
+# as two on the 2-core bench box, and leaves the other core to the decoder stage running alongside it.
+DECODE_STEP_THREADS: Final = 1
+
+
 def ort_runner_factory(threads: int = 0) -> RunnerFactory:
+    """ONNX Runtime sessions with `threads` intra-op threads (0: all cores; then the decode step gets
+    DECODE_STEP_THREADS, the rest all cores)."""
+
     def make(name: str, path: Path) -> GraphRunner:
-        return OrtRunner(path, intra_op_threads=threads)
+        count = DECODE_STEP_THREADS if threads == 0 and name == "gpt_decode_step" else threads
+        return OrtRunner(path, intra_op_threads=count)
 
     return make
 
@@ -193,68 +203,91 @@ class NeuralSynthesizer:
         cancel: Optional[threading.Event],
         utterances: Optional[list],
     ) -> Iterator[AudioChunk]:
+        """(text, target phone ids, target BERT or None) per sentence → audio chunks, a silence after each sentence.
+
+        Two pipelined stages, each in its own thread (`run_ahead`): the GPT generates tokens sentence after sentence,
+        and the SoVITS decoder turns them into audio (token windows when streaming, whole sentences otherwise). So the
+        next sentence's GPT runs while this one is decoded, and both run while the caller plays what it has.
+        """
+        from runtime.synth.run_ahead import run_ahead
+
         options = options or SynthesisOptions()
         pack = self.voice(voice)
         # Separate streams for GPT sampling and decoder noise: streamed and whole decoding give the same tokens.
         gpt_seed, noise_seed = np.random.SeedSequence(None if options.seed < 0 else options.seed).spawn(2)
-        rng = (np.random.default_rng(gpt_seed), np.random.default_rng(noise_seed))
-        silence = np.zeros(int(FRAGMENT_INTERVAL_S * self.sample_rate_hz), dtype=np.float32)
+        gpt_rng, noise_rng = np.random.default_rng(gpt_seed), np.random.default_rng(noise_seed)
+        sentences = [(text, ids, bert) for text, ids, bert in items if ids]
+        if not sentences:
+            return
         with self._lock:
-            for index, (text, target_ids, target_bert) in enumerate(items):
-                if cancel is not None and cancel.is_set():
-                    return
-                if not target_ids:
-                    continue
-                last_sentence = index == len(items) - 1
-                tokens: list[int] = []
-                for samples in self._sentence_audio(pack, target_ids, target_bert, options, rng, cancel, tokens):
-                    yield AudioChunk(samples, self.sample_rate_hz, is_last=False)
-                if cancel is not None and cancel.is_set():
-                    return
-                if utterances is not None:
-                    utterances.append(Utterance(text, list(target_ids), tokens))
-                yield AudioChunk(silence, self.sample_rate_hz, is_last=last_sentence)
+            tokens = run_ahead(lambda stop: self._token_events(pack, sentences, options, gpt_rng, stop), name="gpt-tokens", cancel=cancel)
+            audio = run_ahead(
+                lambda stop: self._audio_chunks(tokens, pack, sentences, options, noise_rng, stop, utterances),
+                name="sovits-audio", max_ahead=AUDIO_CHUNKS_AHEAD, cancel=cancel,
+            )
+            try:
+                yield from audio
+            finally:
+                audio.close()  # joins the decoder thread, which closes (and joins) the GPT stage
 
-    def _sentence_audio(self, pack, target_ids, target_bert, options, rngs, cancel, tokens_out: list) -> Iterator[np.ndarray]:
-        """One sentence: BERT rows are the pack's prompt BERT and the target's (Chinese segments), zeros elsewhere."""
-        rng, noise_rng = rngs
+    def _token_events(self, pack, sentences, options: SynthesisOptions, rng, stop) -> Iterator[tuple[int, Optional[list[int]]]]:
+        """(sentence index, new tokens) as the GPT makes them, then (index, None) when that sentence is complete."""
+        for index, (_text, target_ids, target_bert) in enumerate(sentences):
+            phones, bert, prompt = self._gpt_inputs(pack, target_ids, target_bert)
+            for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=stop):
+                yield index, chunk
+            if stop.is_set():
+                return
+            yield index, None
+
+    def _audio_chunks(self, token_events, pack, sentences, options: SynthesisOptions, noise_rng, stop, utterances) -> Iterator[AudioChunk]:
+        from runtime.synth.streaming import StreamingDecoder, sentence_noise
+
+        ge = np.asarray(pack.ge, dtype=np.float32).reshape(1, -1, 1)
+        silence = np.zeros(int(FRAGMENT_INTERVAL_S * self.sample_rate_hz), dtype=np.float32)
+        rate = self.sample_rate_hz
+        index, tokens, stream, started = -1, [], None, time.monotonic()
+        for event_index, chunk in token_events:
+            if stop.is_set():
+                return
+            if event_index != index:  # a new sentence starts
+                index, tokens, started = event_index, [], time.monotonic()
+                target = np.asarray(sentences[index][1], dtype=np.int64)
+                stream = StreamingDecoder(self.decoder, target, ge, options, noise_rng, samples_per_token=self.samples_per_token) if options.stream else None
+            if chunk is not None:
+                tokens.extend(chunk)
+                if stream is not None:
+                    audio = stream.push(chunk)
+                    if audio.size:
+                        yield AudioChunk(audio, rate, is_last=False)
+                continue
+            # the sentence's tokens are complete
+            if stream is not None:
+                tail = stream.finish()
+                if tail.size:
+                    yield AudioChunk(tail, rate, is_last=False)
+            elif tokens:
+                noise = sentence_noise(noise_rng, self.decoder.noise_channels, options.max_tokens, options.speed)
+                audio = self.decoder.decode_with_noise(np.asarray(tokens, dtype=np.int64), target, ge, noise, options.noise_scale, options.speed)
+                yield AudioChunk(audio, rate, is_last=False)
+            if stop.is_set():
+                return
+            _LOGGER.info("sentence synthesized tokens=%d seconds=%.3f", len(tokens), time.monotonic() - started)
+            if utterances is not None:
+                utterances.append(Utterance(sentences[index][0], list(sentences[index][1]), list(tokens)))
+            yield AudioChunk(silence, rate, is_last=index == len(sentences) - 1)
+
+    @staticmethod
+    def _gpt_inputs(pack, target_ids, target_bert) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """GPT input = prompt phones + target phones; BERT rows are the pack's prompt BERT and the target's (Chinese
+        segments), zeros elsewhere."""
         phones = np.concatenate([np.asarray(pack.prompt_phones, dtype=np.int64), np.asarray(target_ids, dtype=np.int64)])
         bert = np.zeros((phones.size, BERT_DIM), dtype=np.float32)
         if getattr(pack, "prompt_bert", None) is not None:
             bert[: len(pack.prompt_phones)] = np.asarray(pack.prompt_bert, dtype=np.float32)
         if target_bert is not None:
             bert[len(pack.prompt_phones):] = target_bert
-        prompt = np.asarray(pack.prompt_tokens, dtype=np.int64)
-        ge = np.asarray(pack.ge, dtype=np.float32).reshape(1, -1, 1)
-        target = np.asarray(target_ids, dtype=np.int64)
-        started = time.monotonic()
-        if options.stream:
-            from runtime.synth.streaming import StreamingDecoder
-
-            stream = StreamingDecoder(self.decoder, target, ge, options, noise_rng, samples_per_token=self.samples_per_token)
-            for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=cancel):
-                tokens_out.extend(chunk)
-                audio = stream.push(chunk)
-                if audio.size:
-                    yield audio
-            if cancel is not None and cancel.is_set():
-                return
-            tail = stream.finish()
-            if tail.size:
-                yield tail
-        else:
-            for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=cancel):
-                tokens_out.extend(chunk)
-            if cancel is not None and cancel.is_set():
-                return
-            if tokens_out:
-                from runtime.synth.streaming import sentence_noise
-
-                noise = sentence_noise(noise_rng, self.decoder.noise_channels, options.max_tokens, options.speed)
-                yield self.decoder.decode_with_noise(
-                    np.asarray(tokens_out, dtype=np.int64), target, ge, noise, options.noise_scale, options.speed
-                )
-        _LOGGER.info("sentence synthesized tokens=%d seconds=%.3f", len(tokens_out), time.monotonic() - started)
+        return phones, bert, np.asarray(pack.prompt_tokens, dtype=np.int64)
 
 
 def load_synthesizer(bundle_dir: str | os.PathLike, **kwargs) -> NeuralSynthesizer:

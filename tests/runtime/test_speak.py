@@ -98,3 +98,30 @@ def test_cancel_stops_synthesis_early(tiny_bundle):
         chunks.append(chunk)
         cancel.set()
     assert len(chunks) == 1
+
+
+def test_sentences_are_pipelined_in_order_and_closing_early_leaves_no_thread(tiny_bundle):
+    """GPT and decoder stages run in their own threads; sentences, tokens and the final marker keep their order,
+    and a consumer that stops early leaves no stage running."""
+    import threading
+
+    from runtime.synth.voice_engine import load_synthesizer
+    from runtime.text.symbols import parse_phones
+
+    synth = load_synthesizer(tiny_bundle)
+    items = [(f"s{i}", parse_phones(PHONES), None) for i in range(3)]
+    for stream in (False, True):
+        utterances: list = []
+        options = SynthesisOptions(seed=3, max_tokens=30, stream=stream)
+        chunks = list(synth.synthesize_sentences(items, voice=None, options=options, cancel=None, utterances=utterances))
+        assert [u.text for u in utterances] == ["s0", "s1", "s2"] and all(u.tokens for u in utterances)
+        assert [c.is_last for c in chunks].count(True) == 1 and chunks[-1].is_last
+        alone = list(synth.synthesize_sentences(items[:1], voice=None, options=options, cancel=None, utterances=None))
+        first = np.concatenate([c.samples for c in alone])
+        assert np.array_equal(np.concatenate([c.samples for c in chunks])[: first.size], first), "sentence 1 changed"
+    running = synth.synthesize_sentences(items, voice=None, options=SynthesisOptions(seed=3, max_tokens=30), cancel=None, utterances=None)
+    next(running)
+    running.close()
+    assert not any(t.name in ("gpt-tokens", "sovits-audio") and t.is_alive() for t in threading.enumerate())
+    assert synth._lock.acquire(blocking=False), "the synthesizer stayed locked"
+    synth._lock.release()
