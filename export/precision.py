@@ -154,6 +154,21 @@ def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]
     return modes + (["fp16"] if precision == "auto" else [])
 
 
+def _closest(graph: str, family: str, results: Sequence[FidelityResult]) -> str:
+    """The `family` variant ("int8": int8, int8_cpu, int8_dynamic) of `graph` nearest to FP32 in the gate's own
+    metrics: GPT graphs by token agreement then logit error, the decoder by SNR. Used when none passed the gate but
+    that family was asked for."""
+
+    def closeness(result: FidelityResult) -> tuple[float, float]:
+        m = result.metrics
+        if "token_agreement" in m:
+            return (m["token_agreement"], -m.get("logit_rel_rms", 0.0))
+        return (m.get("snr_db_min", -m.get("rel_rms", 0.0)), 0.0)
+
+    candidates = [r for r in results if r.graph == graph and r.precision.startswith(family)]
+    return max(candidates, key=closeness).precision if candidates else family
+
+
 def apply_precision(staging: Path, graphs: dict[str, dict], gpt, sovits, config, progress) -> None:
     """Lower the runtime graphs in place in `staging` per `config.precision`; record fidelity in graphs + fidelity.json."""
     quiet = _QuietQuantizerAdvice()
@@ -189,7 +204,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
     for graph in LOWERED_GRAPHS:
         chosen = report.chosen.get(graph, "fp32")
         if config.precision in ("int8", "fp16") and chosen == "fp32":
-            forced = config.precision if config.precision in variants[graph] else "int8"
+            forced = _closest(graph, config.precision, results) if config.precision == "int8" else config.precision
             _LOGGER.warning("fidelity gate failed graph=%s precision=%s; shipping it because --precision %s was asked", graph, forced, config.precision)
             chosen = forced
         cpu_form = CPU_FORMS.get(graph)

@@ -73,3 +73,19 @@ def test_cpu_target_int8_bundle_picks_cpu_forms_and_speaks(tiny_checkpoints, tin
     chunks = load_synthesizer(out).synthesize_phones(parse_phones("n i3 h ao3 ."), voice="test", options=options)
     audio = np.concatenate([c.samples for c in chunks])
     assert audio.size > 0 and np.isfinite(audio).all()
+
+
+def test_forced_int8_ships_the_int8_form_nearest_to_fp32():
+    """`--precision int8` with every INT8 form outside the gate: the least-error form ships, not a fixed one."""
+    from export.fidelity import FidelityResult
+    from export.precision import _closest
+
+    results = [
+        FidelityResult("gpt_decode_step", "int8", "gpt", {"token_agreement": 0.90, "logit_rel_rms": 0.048}, False),
+        FidelityResult("gpt_decode_step", "int8_dynamic", "gpt", {"token_agreement": 0.967, "logit_rel_rms": 0.019}, False),
+        FidelityResult("sovits_decoder", "int8", "decoder", {"snr_db_min": 18.0, "log_mel_db": 1.5}, False),
+        FidelityResult("sovits_decoder", "int8_cpu", "decoder", {"snr_db_min": 21.0, "log_mel_db": 1.1}, False),
+    ]
+    assert _closest("gpt_decode_step", "int8", results) == "int8_dynamic"
+    assert _closest("sovits_decoder", "int8", results) == "int8_cpu"
+    assert _closest("gpt_prefill", "int8", results) == "int8"  # nothing measured: the family's plain form
