@@ -8,9 +8,10 @@ decoder feeds. Every 4th text is held out for the fidelity gate and never sets a
 
 Only the three graphs the box runs are lowered (gpt_prefill, gpt_decode_step, sovits_decoder); the reference and
 prompt encoders run once per voice enrollment and stay FP32. With `--target cpu`, ONNX Runtime's CPU forms are
-candidates too (dynamic INT8 for both GPT graphs, `int8_cpu` for the SoVITS decoder), and for the decode step and
-the decoder the variant kept is the fastest of those inside the fidelity gate, measured on this machine
-(`export.quantize.fastest_variant`).
+candidates too (dynamic INT8 and block-wise `MatMulNBits` INT8 for both GPT graphs, `int8_cpu` for the SoVITS
+decoder), and for the decode step and the decoder the variant kept is the fastest of those inside the fidelity gate,
+measured on this machine (`export.quantize.fastest_variant`); the prefill then takes the decode step's form, so the
+two GPT graphs share one copy of the quantized weights.
 """
 
 from __future__ import annotations
@@ -141,7 +142,11 @@ def collect_feeds(staging: Path, graphs: Mapping[str, dict], config) -> dict[str
 
 # Graphs whose CPU variant is picked by measured speed on `--target cpu` (the GPT prefill follows the decode step).
 TIMED_ON_CPU: Final = ("gpt_decode_step", "sovits_decoder")
-CPU_FORMS: Final = {"gpt_prefill": "int8_dynamic", "gpt_decode_step": "int8_dynamic", "sovits_decoder": "int8_cpu"}
+CPU_FORMS: Final = {
+    "gpt_prefill": ("int8_dynamic", "int8_block"),
+    "gpt_decode_step": ("int8_dynamic", "int8_block"),
+    "sovits_decoder": ("int8_cpu",),
+}
 
 
 def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]:
@@ -150,7 +155,7 @@ def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]
     QLinearConv form for the decoder)."""
     if precision == "fp16":
         return ["fp16"]
-    modes = ["int8"] + ([CPU_FORMS[graph]] if target == "cpu" and graph in CPU_FORMS else [])
+    modes = ["int8"] + (list(CPU_FORMS[graph]) if target == "cpu" and graph in CPU_FORMS else [])
     return modes + (["fp16"] if precision == "auto" else [])
 
 
@@ -207,22 +212,23 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             forced = _closest(graph, config.precision, results) if config.precision == "int8" else config.precision
             _LOGGER.warning("fidelity gate failed graph=%s precision=%s; shipping it because --precision %s was asked", graph, forced, config.precision)
             chosen = forced
-        cpu_form = CPU_FORMS.get(graph)
-        if graph in TIMED_ON_CPU and chosen.startswith("int8") and cpu_form in variants[graph]:
+        cpu_forms = CPU_FORMS.get(graph, ())
+        if graph in TIMED_ON_CPU and chosen.startswith("int8") and any(f in variants[graph] for f in cpu_forms):
             passing = {r.precision for r in results if r.graph == graph and r.passed} | {"fp32"}
-            timed = {m: p for m, p in variants[graph].items() if m in passing and m in ("fp32", "int8", cpu_form)}
+            timed = {m: p for m, p in variants[graph].items() if m in passing and m in ("fp32", "int8", *cpu_forms)}
             fastest, timings = fastest_variant(timed, feeds[graph][:3])
             progress.step(f"{graph} CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
             if fastest != "fp32" or config.precision == "auto":
                 chosen = fastest
         choices[graph] = chosen
     passed = {(r.graph, r.precision) for r in results if r.passed}
+    shared = choices.get("gpt_decode_step")
     if (
-        choices.get("gpt_decode_step") == "int8_dynamic"
-        and "int8_dynamic" in variants["gpt_prefill"]
-        and (("gpt_prefill", "int8_dynamic") in passed or config.precision == "int8")
+        shared in CPU_FORMS["gpt_prefill"]
+        and shared in variants["gpt_prefill"]
+        and (("gpt_prefill", shared) in passed or config.precision == "int8")
     ):
-        choices["gpt_prefill"] = "int8_dynamic"  # the same quantized bytes in both graphs: the GPT is stored once
+        choices["gpt_prefill"] = shared  # the same quantized bytes in both graphs: the GPT is stored once
     for graph, chosen in choices.items():
         target = staging / graphs[graph]["file"]
         if chosen != "fp32":

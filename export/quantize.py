@@ -14,6 +14,10 @@ Modes:
 - `int8_dynamic`: ONNX Runtime `quantize_dynamic` (int8 weights, activation scales per run) on MatMul/Gemm: the
   CPU variant for the memory-bound GPT decode step. Not TensorRT-importable (DynamicQuantizeLinear); whether it is
   faster is measured (`time_graph_ms`), not assumed.
+- `int8_block`: weight-only INT8 in ONNX Runtime's `MatMulNBits` (8 bits, symmetric, one scale per block of
+  `INT8_BLOCK_SIZE` input rows, bias folded in), computed with int8 activations (accuracy level 4). On the
+  full-size GPT decode step, one thread: ~18 % faster than `int8_dynamic` and closer to FP32 (logit rel RMS 0.017
+  vs 0.022); the prefill (M ~ 190 rows) is slower than with `int8_dynamic`. CPU only (a contrib operator).
 - `fp16`: float16 weights and compute, float32 graph I/O (the runtime contract), Casts at the edges.
 - `fp32`: a copy.
 """
@@ -34,7 +38,8 @@ from export.errors import ExportError
 
 _LOGGER = logging.getLogger(__name__)
 
-MODES: Final = ("fp32", "fp16", "int8", "int8_cpu", "int8_dynamic")
+MODES: Final = ("fp32", "fp16", "int8", "int8_cpu", "int8_dynamic", "int8_block")
+INT8_BLOCK_SIZE: Final = 256  # rows of K per scale in `int8_block` (128: a little closer to FP32, ~6 % slower)
 QUANTIZED_OP_TYPES: Final = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # Kept in float32 by the fp16 conversion: normalisations and reductions overflow or lose range in fp16.
 FP16_KEEP_FP32_OPS: Final = ("LayerNormalization", "ReduceMean", "ReduceSum", "Softmax", "Pow", "Range", "CumSum")
@@ -218,6 +223,56 @@ def _quantize_int8_dynamic(fp32_path: Path, out_path: Path) -> None:
     _LOGGER.info("quantized mode=int8_dynamic file=%s", out_path.name)
 
 
+def _fold_matmul_nbits_bias(model) -> int:
+    """`MatMulNBits` → `Add(constant vector)` becomes one `MatMulNBits` with its optional bias input (input 5)."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    constants = {init.name: init for init in graph.initializer}
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    folded = []
+    for node in graph.node:
+        if node.op_type != "MatMulNBits" or node.output[0] in outputs or len(users.get(node.output[0], [])) != 1:
+            continue
+        add = users[node.output[0]][0]
+        if add.op_type != "Add":
+            continue
+        bias = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+        if bias not in constants or numpy_helper.to_array(constants[bias]).ndim != 1:
+            continue
+        inputs = list(node.input) + [""] * (6 - len(node.input))
+        inputs[5] = bias
+        del node.input[:]
+        node.input.extend(inputs)
+        node.output[0] = add.output[0]
+        folded.append(add)
+    for add in folded:
+        graph.node.remove(add)
+    return len(folded)
+
+
+def _quantize_int8_block(fp32_path: Path, out_path: Path) -> None:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+    from onnxruntime.quantization.quant_utils import QuantFormat
+
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=INT8_BLOCK_SIZE, is_symmetric=True, accuracy_level=4, bits=8, quant_format=QuantFormat.QOperator
+    )
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(fp32_path)), bits=8, block_size=INT8_BLOCK_SIZE, is_symmetric=True, accuracy_level=4, algo_config=config
+    )
+    quantizer.process()
+    model = quantizer.model.model
+    folded = _fold_matmul_nbits_bias(model)
+    onnx.save(model, str(out_path), save_as_external_data=model.ByteSize() > 1_800_000_000)
+    _LOGGER.info("quantized mode=int8_block file=%s block=%d bias_folded=%d", out_path.name, INT8_BLOCK_SIZE, folded)
+
+
 def _convert_fp16(fp32_path: Path, out_path: Path) -> None:
     import onnx
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
@@ -256,6 +311,8 @@ def quantize_graph(
         _convert_fp16(fp32_path, out_path)
     elif mode in ("int8", "int8_cpu"):
         _quantize_int8_qdq(fp32_path, out_path, calibration_inputs, keep_float, cpu_form=mode == "int8_cpu")
+    elif mode == "int8_block":
+        _quantize_int8_block(fp32_path, out_path)
     else:
         _quantize_int8_dynamic(fp32_path, out_path)
     _LOGGER.info(

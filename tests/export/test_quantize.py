@@ -172,6 +172,34 @@ def test_gate_passes_int8_decoder_and_records_report(graphs, tmp_path):
     assert "sovits_decoder" in report.format_table()
 
 
+def test_int8_block_is_matmulnbits_with_the_bias_folded_in(tmp_path):
+    """Weight-only block INT8: every constant-weight MatMul becomes MatMulNBits (8 bits); a following constant bias
+    Add becomes its bias input; outputs stay close to FP32."""
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((WIDTH, 4 * WIDTH)) / 8).astype(np.float32), "w1"),
+        numpy_helper.from_array((rng.standard_normal(4 * WIDTH) / 8).astype(np.float32), "b1"),
+        numpy_helper.from_array((rng.standard_normal((4 * WIDTH, WIDTH)) / 16).astype(np.float32), "w2"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Add", ["h", "b1"], ["hb"]),
+        helper.make_node("Relu", ["hb"], ["a"]),
+        helper.make_node("MatMul", ["a", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "ffn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "t", WIDTH])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "t", WIDTH])], inits)
+    fp32 = _save(graph, tmp_path / "ffn.onnx")
+    out = quantize_graph(fp32, tmp_path / "ffn_block.onnx", [], "int8_block")
+    ops = [(n.op_type, list(n.input)) for n in onnx.load(str(out)).graph.node]
+    assert [op for op, _ in ops] == ["MatMulNBits", "Relu", "MatMulNBits"]
+    assert ops[0][1][5] == "b1"
+    x = rng.standard_normal((1, 5, WIDTH)).astype(np.float32)
+    want = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.sqrt(np.mean((got - want) ** 2)) < 0.03 * np.sqrt(np.mean(want**2))
+
+
 def test_int8_cpu_form_runs_conv_as_qlinearconv_in_onnxruntime(graphs, tmp_path):
     """The CPU form (uint8 activations, Q on outputs) is what ORT fuses into integer kernels; the TensorRT form
     (symmetric int8, float outputs) leaves a float Conv between Q/DQ pairs on x86."""
