@@ -14,7 +14,6 @@ audio position P + idx; at most `max_tokens` tokens are kept.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from typing import Final, Iterator, Optional, Protocol, Union
@@ -155,16 +154,6 @@ class HostKvCache:
         return logits
 
 
-class _EitherEvent:
-    """Set when either event is (the consumer's cancel, or the prefetch worker's own stop)."""
-
-    def __init__(self, first: threading.Event, second: Optional[threading.Event]) -> None:
-        self.first, self.second = first, second
-
-    def is_set(self) -> bool:
-        return self.first.is_set() or (self.second is not None and self.second.is_set())
-
-
 def _declared_cache_heads(runner: GraphRunner) -> Optional[int]:
     """H of an ORT decode-step graph's head-major `k_cache_0` [1,H,C,D/H], or None when it declares none.
 
@@ -233,11 +222,6 @@ class GptDecoder:
         # Benchmark-only: never stop on EOS (the EOS column is always dropped), so random-weight models do a fixed
         # `max_tokens` of work. Never set in production.
         self.ignore_eos = False
-        # True: the decode loop runs in its own thread and queues chunks, so the consumer (the streaming SoVITS
-        # decoder) works on chunk k while chunk k+1 is generated (ORT releases the GIL). Off by default: measured on
-        # the shared 2-core box it did not raise throughput and it delayed the first audio (the GPT competes with the
-        # first decode); worth measuring again on a box with idle cores (docs/performance.md).
-        self.prefetch = False
 
     def generate(
         self,
@@ -247,15 +231,18 @@ class GptDecoder:
         options: SynthesisOptions,
         rng: Optional[np.random.Generator] = None,
         cancel: Optional[threading.Event] = None,
+        first_chunk_tokens: Optional[int] = None,
     ) -> Iterator[list[int]]:
         """Yield lists of newly generated tokens (`chunk_tokens` each, the last one shorter); EOS is never yielded.
 
         phones: int64 [X] or [1,X] (prompt phones + target phones); bert: float32 [X,1024] or [1,X,1024];
         prompt_tokens: int64 [P] or [1,P], P >= 1. `options.top_k == 1` takes the greedy path. `rng` defaults to
         one seeded from `options.seed` (-1: fresh entropy). Setting `cancel` ends the generator early without error.
+        `first_chunk_tokens` sizes the first chunk alone (a streaming consumer's first piece: early first audio).
         """
         phones2, bert3, prompt2 = self._check_inputs(phones, bert, prompt_tokens, options)
-        return self._exclusive(phones2, bert3, prompt2, options, rng, cancel)
+        first = self.chunk_tokens if first_chunk_tokens is None else max(1, int(first_chunk_tokens))
+        return self._exclusive(phones2, bert3, prompt2, options, rng, cancel, first)
 
     def generate_all(
         self,
@@ -305,42 +292,9 @@ class GptDecoder:
         if not self._busy.acquire(blocking=False):
             raise SynthesisError("the GPT decoder is already generating; run one utterance at a time per decoder")
         try:
-            if self.prefetch:
-                yield from self._prefetched(*args)
-            else:
-                yield from self._generate(*args)
+            yield from self._generate(*args)
         finally:
             self._busy.release()
-
-    def _prefetched(self, phones, bert, prompt, options, rng, cancel) -> Iterator[list[int]]:
-        """`_generate` in a worker thread; chunks come through a queue. Cancelling (or closing the generator) stops
-        the worker within one step and joins it; nothing generated after the cancel is yielded."""
-        stop = threading.Event()
-        chunks: queue.SimpleQueue = queue.SimpleQueue()
-
-        def produce() -> None:
-            try:
-                for chunk in self._generate(phones, bert, prompt, options, rng, _EitherEvent(stop, cancel)):
-                    chunks.put(("chunk", chunk))
-                chunks.put(("done", None))
-            except BaseException as exc:  # handed to the consumer's thread, raised there
-                chunks.put(("error", exc))
-
-        worker = threading.Thread(target=produce, name="gpt-decode-loop", daemon=True)
-        worker.start()
-        try:
-            while True:
-                kind, value = chunks.get()
-                if kind == "done":
-                    return
-                if kind == "error":
-                    raise value
-                if cancel is not None and cancel.is_set():
-                    return
-                yield value
-        finally:
-            stop.set()
-            worker.join()
 
     def _generate(
         self,
@@ -350,6 +304,7 @@ class GptDecoder:
         options: SynthesisOptions,
         rng: Optional[np.random.Generator],
         cancel: Optional[threading.Event],
+        first_chunk_tokens: int,
     ) -> Iterator[list[int]]:
         if rng is None:
             rng = np.random.default_rng(None if options.seed < 0 else options.seed)
@@ -378,7 +333,7 @@ class GptDecoder:
             pending.append(picked.token)
             count += 1
             seen[picked.token] = True
-            if len(pending) >= self.chunk_tokens:
+            if len(pending) >= (first_chunk_tokens if count == len(pending) else self.chunk_tokens):
                 yield pending
                 pending = []
             if idx == options.max_tokens - 1:

@@ -28,6 +28,8 @@ DEFAULT_RIGHT_CONTEXT_TOKENS: Final = 4
 DEFAULT_FADE_SAMPLES: Final = 640
 DEFAULT_EMIT_SCHEDULE: Final = (12, 24, 48)  # final tokens per emitted piece: first, second, then every later one
 FRAMES_PER_TOKEN: Final = 2  # 25 Hz tokens → 50 Hz frames
+# Tokens the GPT must have produced before the first piece can leave: ask the GPT for a first chunk of this size.
+FIRST_PIECE_TOKENS: Final = DEFAULT_EMIT_SCHEDULE[0] + DEFAULT_RIGHT_CONTEXT_TOKENS
 
 
 def sentence_noise(rng: np.random.Generator, channels: int, max_tokens: int, speed: float) -> np.ndarray:

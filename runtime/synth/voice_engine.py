@@ -232,9 +232,12 @@ class NeuralSynthesizer:
 
     def _token_events(self, pack, sentences, options: SynthesisOptions, rng, stop) -> Iterator[tuple[int, Optional[list[int]]]]:
         """(sentence index, new tokens) as the GPT makes them, then (index, None) when that sentence is complete."""
+        from runtime.synth.streaming import FIRST_PIECE_TOKENS
+
+        first = FIRST_PIECE_TOKENS if options.stream else None  # the streaming decoder's first piece leaves at once
         for index, (_text, target_ids, target_bert) in enumerate(sentences):
             phones, bert, prompt = self._gpt_inputs(pack, target_ids, target_bert)
-            for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=stop):
+            for chunk in self.gpt.generate(phones, bert, prompt, options, rng=rng, cancel=stop, first_chunk_tokens=first):
                 yield index, chunk
             if stop.is_set():
                 return

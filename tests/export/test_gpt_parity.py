@@ -236,6 +236,8 @@ def test_chunks_are_16_tokens_and_join_to_the_whole(graphs):
     assert [len(c) for c in chunks] == [16, 16, 8]
     assert sum(chunks, []) == decoder(graphs).generate_all(phones, bert, prompt, options)
     assert [len(c) for c in decoder(graphs, chunk_tokens=5).generate(phones, bert, prompt, options)] == [5] * 8
+    early = list(decoder(graphs).generate(phones, bert, prompt, options, first_chunk_tokens=6))  # a streaming first piece
+    assert [len(c) for c in early] == [6, 16, 16, 2] and sum(early, []) == sum(chunks, [])
 
 
 def test_cancel_ends_the_stream_early_without_error(graphs):
