@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Final, Iterator, Optional, Protocol, Union
+from typing import Callable, Final, Iterator, Optional, Protocol, Union
 
 import numpy as np
 
@@ -57,9 +57,9 @@ class HostKvCache:
     tokens), so a step reads at most a bucket of masked rows beyond kv_len instead of the whole capacity; the graph
     masks rows >= kv_len. With `static_cache` (a fixed-shape engine fed from the host) R is the capacity at once.
 
-    With an `OrtRunner` (it has `run_bound`), every input and output is bound by address through ORT I/O binding:
-    the cache is never copied per step, the step's outputs land in preallocated buffers, and only the new token's
-    row (L x D floats for K and for V) is written into the cache."""
+    With an `OrtRunner` (it has `bind`), every input and output is bound by address through ORT I/O binding, once
+    per layout: the cache is never copied per step, the step's outputs land in preallocated buffers, and only the
+    new token's row (L x D floats for K and for V) is written into the cache."""
 
     def __init__(
         self,
@@ -86,8 +86,11 @@ class HostKvCache:
         self.bucket_rows = max(1, int(bucket_rows))
         self.rows = 0  # rows held per layer (R)
         self.k_all = self.v_all = np.zeros((n_layer, 1, heads, 0, self.head_dim), dtype=np.float32)
+        self._arena_k: Optional[np.ndarray] = None
+        self._arena_v: Optional[np.ndarray] = None
+        self._run: Optional[Callable[[], None]] = None  # the step bound by address (ORT), valid until a re-layout
         columns = _declared_logits_columns(runner)
-        self._bound = callable(getattr(runner, "run_bound", None)) and columns is not None
+        self._bound = callable(getattr(runner, "bind", None)) and columns is not None
         self._token = np.zeros((1, 1), dtype=np.int64)
         self._position = np.zeros(1, dtype=np.int64)
         self._kv_len = np.zeros(1, dtype=np.int64)
@@ -101,22 +104,39 @@ class HostKvCache:
             return self.capacity
         return min(self.capacity, -(-needed // self.bucket_rows) * self.bucket_rows)
 
-    def _allocate(self, rows: int, keep: int) -> None:
-        """New [L,1,H,rows,hd] buffers holding the first `keep` rows of the old ones (zeros elsewhere: masked rows
-        must stay finite, as 0 x NaN would poison the weighted sum)."""
-        shape = (self.n_layer, 1, self.heads, rows, self.head_dim)
-        k, v = np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
-        if keep:
-            k[:, :, :, :keep] = self.k_all[:, :, :, :keep]
-            v[:, :, :, :keep] = self.v_all[:, :, :, :keep]
-        self.k_all, self.v_all, self.rows = k, v, rows
+    def _layout(self, rows: int, keep: int) -> None:
+        """Lay the cache out as [L,1,H,rows,hd] views over two arenas, keeping the first `keep` rows of every head.
+
+        The arenas are allocated once at full capacity and never touched beyond the rows in use, so memory grows with
+        the rows actually used. Growing moves each head's rows forward in place, last head first (a move never
+        overwrites rows not yet moved); reused memory is never faulted in again. Rows >= keep are zeroed: masked
+        rows must be finite, as 0 x NaN would poison the attention's weighted sum."""
+        blocks, hd = self.n_layer * self.heads, self.head_dim
+        if self._arena_k is None:
+            self._arena_k = np.empty(blocks * self.capacity * hd, dtype=np.float32)
+            self._arena_v = np.empty(blocks * self.capacity * hd, dtype=np.float32)
+        old_rows = self.rows
+        views = []
+        for arena in (self._arena_k, self._arena_v):
+            if keep and rows != old_rows:
+                span = keep * hd
+                order = range(blocks - 1, -1, -1) if rows > old_rows else range(blocks)
+                for block in order:
+                    src, dst = block * old_rows * hd, block * rows * hd
+                    arena[dst : dst + span] = arena[src : src + span]
+            view = arena[: blocks * rows * hd].reshape(self.n_layer, 1, self.heads, rows, hd)
+            view[:, :, :, keep:] = 0.0
+            views.append(view)
+        self.k_all, self.v_all = views
+        self.rows = rows
+        self._run = None  # addresses or shapes changed: bind again
 
     def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
-        """Prefill K/V rows [L,1,R,D] → rows 0..R-1 of fresh head-major buffers; returns R."""
+        """Prefill K/V rows [L,1,R,D] → rows 0..R-1 of the head-major cache (later rows zeroed); returns R."""
         rows = k_prefill.shape[2]
         if rows > self.capacity:
             raise SynthesisError(f"the prompt needs {rows} GPT cache rows but the capacity is {self.capacity}; shorten the text")
-        self._allocate(self._rows_for(min(rows + 1, self.capacity)), keep=0)
+        self._layout(self._rows_for(min(rows + 1, self.capacity)), keep=0)
         split = (self.n_layer, 1, rows, self.heads, self.head_dim)
         self.k_all[:, :, :, :rows] = k_prefill.reshape(split).transpose(0, 1, 3, 2, 4)
         self.v_all[:, :, :, :rows] = v_prefill.reshape(split).transpose(0, 1, 3, 2, 4)
@@ -140,10 +160,12 @@ class HostKvCache:
         if kv_len >= self.capacity:
             raise SynthesisError(f"the GPT cache is full at {kv_len} rows; raise the bundle's kv_capacity")
         if kv_len >= self.rows:  # the new row needs a bucket more
-            self._allocate(self._rows_for(kv_len + 1), keep=min(kv_len, self.rows))
+            self._layout(self._rows_for(kv_len + 1), keep=min(kv_len, self.rows))
         feeds = self._feeds(token, audio_position, kv_len)
         if self._bound:
-            self.runner.run_bound(feeds, self._outputs)
+            if self._run is None:  # the scalars live at fixed addresses: one binding serves every step until a re-layout
+                self._run = self.runner.bind(feeds, self._outputs)
+            self._run()
             k_new, v_new, logits = self._k_new, self._v_new, self._logits.copy()
         else:
             out = self.runner.run(feeds)

@@ -1,9 +1,9 @@
 """`GraphRunner`: run one graph by tensor name. ONNX Runtime here; TensorRT in `trt_runner.py` (Jetson).
 
 `OrtRunner` shares one ONNX Runtime session per graph file (and settings) across the process: a second runner on the
-same file reuses the loaded weights instead of loading them again. `run_bound` runs with ORT I/O binding over
-caller-owned numpy buffers (inputs and outputs bound by address, no copies), which the GPT decode loop uses for its
-KV cache.
+same file reuses the loaded weights instead of loading them again. `bind` sets up ORT I/O binding over caller-owned
+numpy buffers once (inputs and outputs bound by address, no copies) and returns a call that runs on them; the GPT
+decode loop uses it for its KV cache and reuses one binding for every step until its buffers move.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Mapping, Optional, Protocol, Sequence
+from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -113,7 +113,6 @@ class OrtRunner:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.backend = "onnxruntime:" + ",".join(self.session.get_providers())
-        self._binding_local = threading.local()
         _LOGGER.info("graph loaded file=%s backend=%s", path.name, self.backend)
 
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
@@ -121,19 +120,16 @@ class OrtRunner:
         values = self.session.run(names, dict(inputs))
         return dict(zip(names, values))
 
-    def run_bound(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> None:
-        """Run with every input and output bound by address: `outputs` are preallocated C-contiguous arrays of the
-        graph's output shapes that ORT writes into. Inputs must be C-contiguous (a leading-rows slice of a
-        contiguous buffer is). CPU provider memory only."""
-        binding = getattr(self._binding_local, "binding", None)
-        if binding is None:
-            binding = self.session.io_binding()
-            self._binding_local.binding = binding
+    def bind(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> Callable[[], None]:
+        """Bind every input and output by address once; the returned call runs the graph on whatever those buffers
+        hold then (the caller keeps them alive and in place, and binds again after moving any). CPU memory only."""
+        binding = self.session.io_binding()
         for name, array in inputs.items():
             _bind(binding.bind_input, name, array)
         for name, array in outputs.items():
             _bind(binding.bind_output, name, array)
-        self.session.run_with_iobinding(binding)
+        session = self.session
+        return lambda: session.run_with_iobinding(binding)
 
 
 def _bind(bind, name: str, array: np.ndarray) -> None:

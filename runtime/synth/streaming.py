@@ -10,9 +10,10 @@ and whole audio agree closely (the benchmark reports the seam error).
 
 Emission schedule: every decode re-runs `left_context + right_context` tokens that are not emitted, so small pieces
 cost more decoder time per second of audio. The first piece leaves as soon as `emit_schedule[0]` tokens are final
-(early first audio); the k-th waits for `emit_schedule[k]` new final tokens (the last size repeats). Measured on the
-full-size INT8 decoder (docs/performance.md): growing pieces decode ~1.3x the whole-utterance cost against ~1.7x for
-a fixed 16-token piece, with a smaller streamed-vs-whole error (fewer seams).
+(early first audio); the k-th waits for `emit_schedule[k]` new final tokens (the last size repeats). Each piece must
+be ready before the previous one has played, so pieces double while the GPT and decoder stages run ahead. Measured on
+the full-size INT8 bundle with both stages pipelined (docs/performance.md): (8, 16, 32, 48) gave first audio in
+407-444 ms with no playback stall, against 527-544 ms and one stall for (12, 24, 48), at the same seam error.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from runtime.synth.synthesizer import SynthesisOptions
 DEFAULT_LEFT_CONTEXT_TOKENS: Final = 12
 DEFAULT_RIGHT_CONTEXT_TOKENS: Final = 4
 DEFAULT_FADE_SAMPLES: Final = 640
-DEFAULT_EMIT_SCHEDULE: Final = (12, 24, 48)  # final tokens per emitted piece: first, second, then every later one
+DEFAULT_EMIT_SCHEDULE: Final = (8, 16, 32, 48)  # final tokens per emitted piece: first, second, ..., then the last repeats
 FRAMES_PER_TOKEN: Final = 2  # 25 Hz tokens → 50 Hz frames
 # Tokens the GPT must have produced before the first piece can leave: ask the GPT for a first chunk of this size.
 FIRST_PIECE_TOKENS: Final = DEFAULT_EMIT_SCHEDULE[0] + DEFAULT_RIGHT_CONTEXT_TOKENS

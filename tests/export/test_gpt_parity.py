@@ -148,6 +148,9 @@ def test_host_cache_grows_in_buckets_without_changing_a_token(graphs):
         dec = GptDecoder(graphs["prefill"], kv, n_layer=2, d_model=64, capacity=CAPACITY)
         assert dec.generate_all(phones, bert, prompt, GREEDY) == want
         assert kv.heads == 4 and kv.k_all.shape[2] == 4  # heads read from the graph's declared k_cache_0
+        # the same cache again, for a shorter utterance: the layout shrinks, stale rows must not leak in
+        short = utterance(7, phones=5, prompt=3)
+        assert dec.generate_all(*short, GREEDY) == oracle(graphs["model"], *short, greedy=True, max_tokens=GREEDY.max_tokens)
     assert HostKvCache(graphs["step"], n_layer=2, d_model=64, capacity=CAPACITY, bucket_rows=5).rows == 0
 
 
