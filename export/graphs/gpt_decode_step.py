@@ -66,8 +66,9 @@ class DecodeStepGraph(nn.Module):
         scale = 1.0 / math.sqrt(head_dim)
         x = m.ar_audio_position(m.ar_audio_embedding(token), audio_position)  # [1,1,D]
         rows = torch.arange(caches[0].shape[2]).reshape(1, 1, 1, -1)
-        # 0 for rows < kv_len, the reference's masked score for the rest; built once, added in every layer
-        mask = (rows >= kv_len).to(torch.float32) * MASKED_SCORE
+        # 0 for rows < kv_len, the reference's masked score for the rest; built once, added in every layer. A select,
+        # not a product: in FP16 (TensorRT) the masked score is -inf, and 0 x -inf would be NaN.
+        mask = torch.zeros(rows.shape, dtype=torch.float32).masked_fill(rows >= kv_len, MASKED_SCORE)
         k_rows, v_rows = [], []
         for layer, k_past, v_past in zip(m.h.layers, caches[0::2], caches[1::2]):
             attn = layer.self_attn

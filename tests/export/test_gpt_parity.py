@@ -322,3 +322,17 @@ def test_eos_logit_is_ignored_for_the_first_11_steps_and_max_tokens_caps():
     rows = [one_hot_row(200 + i) for i in range(5)]
     dec = GptDecoder(ScriptedLogits(rows), ScriptedLogits(rows[1:]), n_layer=1, d_model=4, capacity=64)
     assert dec.generate_all(np.arange(3), np.zeros((3, 1024), np.float32), np.array([7]), replace(options, max_tokens=3)) == [200, 201, 202]
+
+
+def test_fp16_decode_step_masks_rows_without_nan(graphs, tmp_path):
+    """The FP16 variant still keeps rows >= kv_len out: finite logits close to FP32's. (The graph selects the masked
+    score rather than multiplying by it, so an FP16 engine that turns it into -inf cannot make 0 x -inf = NaN; ORT's
+    converter clamps constants to the FP16 range, so this test alone would not catch that.)"""
+    from export.quantize import quantize_graph
+
+    fp16 = quantize_graph(graphs["dir"] / "gpt_decode_step.onnx", tmp_path / "step_fp16.onnx", [], "fp16")
+    runner = OrtRunner(fp16, providers=["CPUExecutionProvider"])
+    feeds = gpt_decode_step.random_inputs(graphs["model"], cache_len=13, kv_len=8, seed=2)
+    got, want = runner.run(feeds)["logits"], graphs["step"].run(feeds)["logits"]
+    assert np.isfinite(got).all()
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
