@@ -185,10 +185,6 @@ class Service:
     def accept(self, command: Command, payload: bytes) -> None:
         envelope = command.envelope
         reply_to = envelope.reply_to
-        if isinstance(command, VoiceCommand) and not self._voice_installer_available():
-            self.events.ack(envelope.id, "rejected", kind=command.kind, reply_to=reply_to,
-                            reason="voice pack install is not available in this build (runtime.bundle voice-pack installer missing)")
-            return
         if not self.store.add(envelope.id, command.kind, payload):
             self.events.ack(envelope.id, "duplicate", kind=command.kind, reply_to=reply_to)
             return
@@ -365,22 +361,15 @@ class Service:
         if voice not in voices:
             raise CommandRejected(f"unknown voice {voice!r}; installed: {', '.join(sorted(voices)) or 'none'}")
 
-    def _voice_installer_available(self) -> bool:
-        try:
-            from runtime.bundle.voice_pack import install_voice_pack  # noqa: F401
-        except ImportError:
-            return False
-        return True
-
     def _install_voice(self, command: VoiceCommand) -> None:
         """Verify and install a signed voice pack into the bundle (runs in the MQTT thread: verification is quick)."""
-        from runtime.bundle.voice_pack import install_voice_pack
+        from runtime.bundle.voices import install_voice
 
         if not self.config.voice.bundle_dir:
             self._finish(command, states.FAILED, "no voice bundle is configured (voice.bundle_dir); install a bundle first")
             return
         try:
-            install_voice_pack(command.pack, self.config.voice.bundle_dir, self.policy.trust)
+            install_voice(command.pack, self.config.voice.bundle_dir, self.policy.trust)
         except BundleRejected as exc:
             self._finish(command, states.REJECTED, str(exc))
             return
