@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 from device.errors import DeviceError
@@ -114,6 +115,9 @@ class Service:
         self.events = EventPublisher(publisher, self.topics, clock=clock)
         self._stopping = threading.Event()
         self._worker: Optional[threading.Thread] = None
+        # cmd/voice: verifying a pack and (first time) loading the neural voice take from ms to seconds; they run here,
+        # one at a time, never in the MQTT network thread that delivered the command.
+        self._installer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice-install")
         self._started_at = clock()
         self._last_telemetry = 0.0
         self.played = 0
@@ -132,6 +136,9 @@ class Service:
                 self.store.set_state(stored.id, states.QUEUED)
                 self.scheduler.submit(command)
                 restored += 1
+            elif isinstance(command, VoiceCommand):  # accepted before a stop, not installed yet
+                self._installer.submit(self._install_voice_task, command)
+                restored += 1
         _LOGGER.info("service starting box=%s restored=%d voice=%s", self.config.box_id, restored,
                      "neural" if self.neural is not None else "fallback")
         self._worker = threading.Thread(target=self._work, name="skyvoice-player", daemon=False)
@@ -149,6 +156,7 @@ class Service:
             current.cancel.set()
         if self._worker is not None:
             self._worker.join(timeout=10.0)
+        self._installer.shutdown(wait=True)  # an accepted install finishes (and is acked) before the store closes
         if self.gpio is not None:
             self.gpio.stop()
         if self.link is not None:
@@ -203,7 +211,8 @@ class Service:
             self._publish_status("online")
             self._finish(command, states.DONE, None)
         else:
-            self._install_voice(command)
+            self.events.ack(envelope.id, "queued", kind=command.kind, reply_to=reply_to)
+            self._installer.submit(self._install_voice_task, command)
 
     def _cancel(self, command: CancelCommand) -> None:
         if self._cancel_one(command.cancels, command.envelope.id) is None:
@@ -361,8 +370,16 @@ class Service:
         if voice not in voices:
             raise CommandRejected(f"unknown voice {voice!r}; installed: {', '.join(sorted(voices)) or 'none'}")
 
+    def _install_voice_task(self, command: VoiceCommand) -> None:
+        try:
+            self._install_voice(command)
+        except Exception as exc:  # an executor would swallow it: the command must still end with a state
+            _LOGGER.exception("voice install failed id=%s", command.envelope.id)
+            self._finish(command, states.FAILED, f"voice install failed: {type(exc).__name__}: {exc}")
+
     def _install_voice(self, command: VoiceCommand) -> None:
-        """Verify and install a signed voice pack into the bundle (runs in the MQTT thread: verification is quick)."""
+        """Verify and install a signed voice pack into the bundle (in the installer thread), then load the neural voice
+        if none was loaded yet."""
         from runtime.bundle.voices import install_voice
 
         if not self.config.voice.bundle_dir:

@@ -121,8 +121,9 @@ def test_status_and_voice_commands(service):
     status = service.publisher.wait(lambda t, e: t == TOPICS.status and e["state"] == "online")
     assert status["voice"] == "fallback" and status["standard_alerts"] == ["evacuate"]
     voice = signed({"id": "v-1", "issued_at": now, "pack": "/nonexistent/pack.svvoice"}, "voice", service.key)
-    service.handle_message(TOPICS.command("voice"), payload(voice))
-    event = service.publisher.wait(lambda t, e: t == TOPICS.ack and e["id"] == "v-1")
+    service.handle_message(TOPICS.command("voice"), payload(voice))  # queued at once, installed in its own thread
+    service.publisher.wait_ack("v-1", "queued")
+    event = service.publisher.wait(lambda t, e: t == TOPICS.ack and e["id"] == "v-1" and e["state"] != "queued")
     assert event["state"] in ("failed", "rejected") and event["reason"]
 
 
