@@ -150,3 +150,24 @@ def test_cap_cancel_stops_the_referenced_alert(service):
     service.handle_message(TOPICS.command("alert"), payload(cancel))
     service.publisher.wait_ack(cancel["id"], "done")
     assert "DRILL-2" not in str(service.publisher.wait_ack(alert["id"], "cancelled"))
+
+
+def test_an_accepted_voice_install_resumes_after_a_restart(service):
+    """A cmd/voice stored before a stop (acked queued, not yet installed) is installed by the next start."""
+    now = speak_doc()["issued_at"]
+    voice = signed({"id": "v-restart", "issued_at": now, "pack": "/nonexistent/pack.svvoice"}, "voice", service.key)
+    raw = payload(voice)
+    config, publisher = service.config, RecordingPublisher()
+    service.stop()
+    from runtime.daemon.command_store import CommandStore
+
+    store = CommandStore(config.store.path)
+    assert store.add("v-restart", "voice", raw)
+    store.close()
+    again = Service(config, publisher=publisher, sink=TimedSink())
+    again.start()
+    try:
+        event = publisher.wait(lambda t, e: t == TOPICS.ack and e["id"] == "v-restart")
+        assert event["state"] == "failed" and event["reason"]  # this box has no bundle: the install ran and said why
+    finally:
+        again.stop()
