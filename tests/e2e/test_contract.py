@@ -97,10 +97,11 @@ def test_expired_commands_are_reported_not_played(box):
     box.publish("speak", stale)
     box.stream.wait_ack(stale["id"], "expired")
 
-    long = speak_doc("A three second announcement for the expiry test.")
+    # ~6 s of speech ahead of it; a 3 s TTL leaves room for delivery on a loaded machine and still runs out in the queue
+    long = speak_doc("A long announcement for the expiry test, read slowly to the whole ship. " * 2)
     box.publish("speak", long)
     box.stream.wait_ack(long["id"], "playing")
-    short_lived = speak_doc("Expires in the queue.", ttl=1.0)
+    short_lived = speak_doc("Expires in the queue.", ttl=3.0)
     box.publish("speak", short_lived)
     box.stream.wait_ack(short_lived["id"], "queued")
     box.stream.wait_ack(short_lived["id"], "expired", timeout=40)
