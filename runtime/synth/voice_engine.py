@@ -35,7 +35,7 @@ RunnerFactory = Callable[[str, Path], GraphRunner]
 
 # The decode step is memory-bound (it streams the GPT's weights and the cache once per token): one thread is as fast
 # as two on the 2-core bench box, and leaves the other core to the decoder stage running alongside it.
-DECODE_STEP_THREADS: Final = 1
+DECODE_STEP_THREADS: Final = int(os.environ.get("SKYVOICE_DECODE_STEP_THREADS", "1"))
 
 
 def ort_runner_factory(threads: int = 0) -> RunnerFactory:
