@@ -149,13 +149,26 @@ CPU_FORMS: Final = {
 }
 
 
+def _ort_supports(mode: str) -> bool:
+    """Whether this build machine's onnxruntime can make and run the `mode` form (the box needs the same)."""
+    from runtime.errors import SynthesisError
+    from runtime.synth.runner import check_precision_supported
+
+    try:
+        check_precision_supported("-", mode, "-")
+    except SynthesisError:
+        _LOGGER.info("precision candidate skipped mode=%s reason=onnxruntime too old", mode)
+        return False
+    return True
+
+
 def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]:
     """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use ONNX Runtime's CPU
     forms (dynamic INT8 for both GPT graphs, so that they can share one copy of the quantized weights; the uint8
     QLinearConv form for the decoder)."""
     if precision == "fp16":
         return ["fp16"]
-    modes = ["int8"] + (list(CPU_FORMS[graph]) if target == "cpu" and graph in CPU_FORMS else [])
+    modes = ["int8"] + ([m for m in CPU_FORMS[graph] if _ort_supports(m)] if target == "cpu" and graph in CPU_FORMS else [])
     return modes + (["fp16"] if precision == "auto" else [])
 
 

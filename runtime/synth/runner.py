@@ -13,7 +13,7 @@ import os
 import threading
 import weakref
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Protocol, Sequence
+from typing import Callable, Final, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -57,6 +57,27 @@ class _SharedSession:
 
 _SESSIONS: "weakref.WeakValueDictionary[tuple, _SharedSession]" = weakref.WeakValueDictionary()
 _SESSIONS_LOCK = threading.Lock()
+
+
+# Lowered graph forms that need a newer ONNX Runtime than the package floor (measured: MatMulNBits with 8 bits
+# fails to initialise in onnxruntime 1.21.1 and runs from 1.22.0).
+MIN_ORT_FOR_PRECISION: Final = {"int8_block": (1, 22)}
+
+
+def check_precision_supported(graph: str, precision: str, bundle_dir: str | os.PathLike) -> None:
+    """Raise SynthesisError (one sentence: graph, form, versions, what to do) when this onnxruntime is too old for a
+    bundle graph's `precision` (the manifest's per-graph field)."""
+    need = MIN_ORT_FOR_PRECISION.get(precision)
+    if need is None:
+        return
+    import onnxruntime as ort
+
+    have = tuple(int(part) for part in ort.__version__.split(".")[:2] if part.isdigit())
+    if have < need:
+        raise SynthesisError(
+            f"{bundle_dir}: graph {graph} is {precision}, which needs onnxruntime >= {need[0]}.{need[1]} but this box "
+            f"has {ort.__version__}; upgrade onnxruntime or rebuild the bundle without --target cpu"
+        )
 
 
 def _session_options(intra_op_threads: int, allow_spinning: bool):

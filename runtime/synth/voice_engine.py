@@ -95,6 +95,10 @@ class NeuralSynthesizer:
             files = {name: self.bundle_dir / raw["graphs"][name]["file"] for name in RUNTIME_GRAPHS}
         except KeyError as exc:
             raise SynthesisError(f"{self.bundle_dir}/manifest.json lacks {exc}; rebuild the bundle with 'skyvoice build'") from None
+        from runtime.synth.runner import check_precision_supported
+
+        for name in RUNTIME_GRAPHS:
+            check_precision_supported(name, str(raw["graphs"][name].get("precision", "fp32")), self.bundle_dir)
         factory = runner_factory or default_runner_factory(self.bundle_dir, threads)
         n_layer, d_model, n_head = int(gpt_meta["n_layer"]), int(gpt_meta["d_model"]), int(gpt_meta.get("n_head", 16))
         capacity = int(gpt_meta.get("kv_capacity", 2048))

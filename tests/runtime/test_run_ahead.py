@@ -79,3 +79,4 @@ def test_an_outer_cancel_stops_both_sides():
     cancel.set()
     assert list(items) == []
     assert ended.is_set() and not _alive("ahead-cancel")
+

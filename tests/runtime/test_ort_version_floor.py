@@ -1,0 +1,20 @@
+"""Bundle forms that need a newer ONNX Runtime than the package floor are refused with one clear sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_a_bundle_form_newer_than_this_onnxruntime_is_refused_in_one_sentence(monkeypatch):
+    """int8_block (MatMulNBits, 8 bits) needs onnxruntime >= 1.22 (1.21.1 fails to initialise it)."""
+    import onnxruntime
+
+    from runtime.errors import SynthesisError
+    from runtime.synth.runner import check_precision_supported
+
+    check_precision_supported("gpt_decode_step", "int8_dynamic", "/b")  # no floor for the other forms
+    monkeypatch.setattr(onnxruntime, "__version__", "1.21.1")
+    with pytest.raises(SynthesisError, match=r"/b: graph gpt_decode_step is int8_block, which needs onnxruntime >= 1.22 but this box has 1.21.1"):
+        check_precision_supported("gpt_decode_step", "int8_block", "/b")
+    monkeypatch.setattr(onnxruntime, "__version__", "1.22.0")
+    check_precision_supported("gpt_decode_step", "int8_block", "/b")
