@@ -161,14 +161,15 @@ class HostKvCache:
             raise SynthesisError(f"the GPT cache is full at {kv_len} rows; raise the bundle's kv_capacity")
         if kv_len >= self.rows:  # the new row needs a bucket more
             self._layout(self._rows_for(kv_len + 1), keep=min(kv_len, self.rows))
-        feeds = self._feeds(token, audio_position, kv_len)
         if self._bound:
             if self._run is None:  # the scalars live at fixed addresses: one binding serves every step until a re-layout
-                self._run = self.runner.bind(feeds, self._outputs)
+                self._run = self.runner.bind(self._feeds(token, audio_position, kv_len), self._outputs)
+            else:
+                self._token[0, 0], self._position[0], self._kv_len[0] = token, audio_position, kv_len
             self._run()
             k_new, v_new, logits = self._k_new, self._v_new, self._logits.copy()
         else:
-            out = self.runner.run(feeds)
+            out = self.runner.run(self._feeds(token, audio_position, kv_len))
             k_new, v_new, logits = out["k_new"], out["v_new"], out["logits"]
         split = (self.n_layer, 1, self.heads, self.head_dim)
         self.k_all[:, :, :, kv_len] = np.asarray(k_new).reshape(split)

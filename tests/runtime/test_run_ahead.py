@@ -43,27 +43,8 @@ def test_a_producer_error_reaches_the_consumer_after_the_items_before_it():
     assert got == [1]
 
 
-def test_closing_early_stops_a_bounded_producer_closes_it_and_joins():
-    closed = threading.Event()
-
-    def produce(stop):
-        try:
-            n = 0
-            while not stop.is_set():
-                yield n
-                n += 1
-        finally:
-            closed.set()
-
-    items = run_ahead(produce, name="ahead-close", max_ahead=2)
-    assert [next(items) for _ in range(3)] == [0, 1, 2]
-    items.close()
-    assert closed.is_set() and not _alive("ahead-close")
-
-
-def test_an_outer_cancel_stops_both_sides():
-    cancel = threading.Event()
-    ended = threading.Event()
+def _counter(ended: threading.Event):
+    """A producer counting until told to stop; `ended` is set when its generator finishes or is closed."""
 
     def produce(stop):
         try:
@@ -74,7 +55,21 @@ def test_an_outer_cancel_stops_both_sides():
         finally:
             ended.set()
 
-    items = run_ahead(produce, name="ahead-cancel", max_ahead=1, cancel=cancel)
+    return produce
+
+
+def test_closing_early_stops_a_bounded_producer_closes_it_and_joins():
+    closed = threading.Event()
+    items = run_ahead(_counter(closed), name="ahead-close", max_ahead=2)
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert closed.is_set() and not _alive("ahead-close")
+
+
+def test_an_outer_cancel_stops_both_sides():
+    cancel = threading.Event()
+    ended = threading.Event()
+    items = run_ahead(_counter(ended), name="ahead-cancel", max_ahead=1, cancel=cancel)
     assert next(items) == 0
     cancel.set()
     assert list(items) == []
