@@ -34,16 +34,24 @@ RunnerFactory = Callable[[str, Path], GraphRunner]
 
 
 # The decode step is memory-bound (it streams the GPT's weights and the cache once per token): one thread is as fast
-# as two on the 2-core bench box, and leaves the other core to the decoder stage running alongside it.
-DECODE_STEP_THREADS: Final = int(os.environ.get("SKYVOICE_DECODE_STEP_THREADS", "1"))
+# as two (without spinning) on the 2-core bench box, and leaves the other core to the decoder stage running alongside.
+DECODE_STEP_THREADS: Final = 1
+
+
+def decode_step_threads() -> int:
+    """DECODE_STEP_THREADS, or SKYVOICE_DECODE_STEP_THREADS (a box with more cores may want more)."""
+    value = os.environ.get("SKYVOICE_DECODE_STEP_THREADS", str(DECODE_STEP_THREADS))
+    if not value.isdigit() or int(value) < 1:
+        raise SynthesisError(f"SKYVOICE_DECODE_STEP_THREADS={value!r} must be a whole number of threads, 1 or more")
+    return int(value)
 
 
 def ort_runner_factory(threads: int = 0) -> RunnerFactory:
     """ONNX Runtime sessions with `threads` intra-op threads (0: all cores; then the decode step gets
-    DECODE_STEP_THREADS, the rest all cores)."""
+    `decode_step_threads()`, the rest all cores)."""
 
     def make(name: str, path: Path) -> GraphRunner:
-        count = DECODE_STEP_THREADS if threads == 0 and name == "gpt_decode_step" else threads
+        count = decode_step_threads() if threads == 0 and name == "gpt_decode_step" else threads
         return OrtRunner(path, intra_op_threads=count)
 
     return make

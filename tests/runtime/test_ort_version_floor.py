@@ -1,4 +1,4 @@
-"""Bundle forms that need a newer ONNX Runtime than the package floor are refused with one clear sentence."""
+"""Runtime settings and bundle forms checked up front: each refusal is one clear sentence."""
 
 from __future__ import annotations
 
@@ -18,3 +18,15 @@ def test_a_bundle_form_newer_than_this_onnxruntime_is_refused_in_one_sentence(mo
         check_precision_supported("gpt_decode_step", "int8_block", "/b")
     monkeypatch.setattr(onnxruntime, "__version__", "1.22.0")
     check_precision_supported("gpt_decode_step", "int8_block", "/b")
+
+
+def test_a_bad_decode_step_thread_count_is_one_clear_error(monkeypatch):
+    from runtime.errors import SynthesisError
+    from runtime.synth.voice_engine import decode_step_threads
+
+    assert decode_step_threads() == 1
+    monkeypatch.setenv("SKYVOICE_DECODE_STEP_THREADS", "2")
+    assert decode_step_threads() == 2
+    monkeypatch.setenv("SKYVOICE_DECODE_STEP_THREADS", "two")
+    with pytest.raises(SynthesisError, match="SKYVOICE_DECODE_STEP_THREADS='two' must be a whole number"):
+        decode_step_threads()
