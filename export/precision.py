@@ -164,8 +164,8 @@ def _ort_supports(mode: str) -> bool:
 
 def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]:
     """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use ONNX Runtime's CPU
-    forms (dynamic INT8 for both GPT graphs, so that they can share one copy of the quantized weights; the uint8
-    QLinearConv form for the decoder)."""
+    forms (dynamic or block-wise INT8 for both GPT graphs, the form the decode step keeps being shared with the
+    prefill; the uint8 QLinearConv form for the decoder), where this onnxruntime supports them."""
     if precision == "fp16":
         return ["fp16"]
     modes = ["int8"] + ([m for m in CPU_FORMS[graph] if _ort_supports(m)] if target == "cpu" and graph in CPU_FORMS else [])
@@ -173,7 +173,7 @@ def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]
 
 
 def _closest(graph: str, family: str, results: Sequence[FidelityResult]) -> str:
-    """The `family` variant ("int8": int8, int8_cpu, int8_dynamic) of `graph` nearest to FP32 in the gate's own
+    """The `family` variant ("int8": int8, int8_cpu, int8_dynamic, int8_block) of `graph` nearest to FP32 in the gate's own
     metrics: GPT graphs by token agreement then logit error, the decoder by SNR. Used when none passed the gate but
     that family was asked for."""
 
