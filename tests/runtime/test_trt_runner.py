@@ -282,6 +282,19 @@ def _reference_tokens(runner, prefill_rows, steps, static):
     return tokens, np.concatenate(all_logits), (k_prefill, v_prefill)
 
 
+def _greedy_on(step, k_prefill, v_prefill, steps):
+    """The same greedy loop as `_reference_tokens`, on a KvStep that owns its cache: (tokens, logits [steps, V])."""
+    kv_len = step.load_prefill(k_prefill, v_prefill)
+    token, tokens, logits = 3, [], []
+    for position in range(steps):
+        out = step.step(token, position, kv_len)
+        token = int(np.argmax(out))
+        tokens.append(token)
+        logits.append(out.reshape(1, -1))
+        kv_len += 1
+    return tokens, np.concatenate(logits)
+
+
 def test_masked_full_capacity_step_equals_prefix_step_on_onnxruntime(tmp_path):
     graph = _decode_step_graph(tmp_path / "gpt_decode_step.onnx")
     runner = OrtRunner(graph, providers=["CPUExecutionProvider"])
@@ -306,16 +319,9 @@ def test_trt_decode_step_keeps_the_cache_on_the_device_and_matches_onnxruntime(t
     want_tokens, want_logits, (k_prefill, v_prefill) = _reference_tokens(OrtRunner(graph, providers=["CPUExecutionProvider"]), 5, 12, static=False)
 
     step = TrtDecodeStep(TrtRunner(engine), KvLayout(LAYERS, CAPACITY, WIDTH, HEADS))
-    kv_len = step.load_prefill(k_prefill, v_prefill)
-    token, tokens, logits = 3, [], []
-    for position in range(12):  # steps 3.. replay the captured CUDA graph
-        out = step.step(token, position, kv_len)
-        token = int(np.argmax(out))
-        tokens.append(token)
-        logits.append(out.reshape(1, -1))
-        kv_len += 1
+    tokens, logits = _greedy_on(step, k_prefill, v_prefill, 12)  # steps 3.. replay the captured CUDA graph
     assert tokens == want_tokens
-    np.testing.assert_allclose(np.concatenate(logits), want_logits, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-3, atol=1e-3)
 
 
 class _FakeDeviceMemory:
@@ -438,16 +444,9 @@ def test_trt_decode_step_scatters_rows_into_head_major_device_caches(tmp_path):
     runner = _FakeEngineRunner(graph, _FakeDeviceMemory())
     step = TrtDecodeStep(runner, KvLayout(LAYERS, CAPACITY, WIDTH, HEADS), use_cuda_graph=False)
     assert runner.shapes["k_cache_0"] == (1, HEADS, CAPACITY, HEAD_DIM)
-    kv_len = step.load_prefill(k_prefill, v_prefill)
-    token, tokens, logits = 3, [], []
-    for position in range(12):
-        out = step.step(token, position, kv_len)
-        token = int(np.argmax(out))
-        tokens.append(token)
-        logits.append(out.reshape(1, -1))
-        kv_len += 1
+    tokens, logits = _greedy_on(step, k_prefill, v_prefill, 12)
     assert tokens == want_tokens
-    np.testing.assert_allclose(np.concatenate(logits), want_logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-5)
 
 
 def test_select_decode_step_falls_back_to_an_onnxruntime_runner(tmp_path):
