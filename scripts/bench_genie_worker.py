@@ -107,7 +107,7 @@ def time_graphs(model_dir: str, spec_path: str, result_path: str) -> int:
         semantic = np.clip(y[:, -s["tokens"]:], 0, 1023).reshape(1, 1, -1).astype(np.int64)
         audio = vits.run(None, {"text_seq": s["text_seq"], "pred_semantic": semantic, "ref_audio": ref_audio})[0]
         t3 = time.perf_counter()
-        return {"prefill_ms": (t1 - t0) * 1e3, "step_ms": steps, "decode_ms": (t3 - t2) * 1e3,
+        return {"prefill_ms": (t1 - t0) * 1e3, "step_ms": steps, "loop_ms": (t2 - t1) * 1e3 / max(len(steps), 1), "decode_ms": (t3 - t2) * 1e3,
                 "audio_s": audio.size / 32000.0, "total_s": t3 - t0}
 
     one_sentence(sentences[0])  # warm-up (ORT's first run allocates)
@@ -117,8 +117,10 @@ def time_graphs(model_dir: str, spec_path: str, result_path: str) -> int:
     result = {
         "load_s": load_s,
         "prefill_ms": float(np.median([r["prefill_ms"] for r in runs])),
-        "step_ms": float(np.median(step_ms)),
-        "step_ms_p90": float(step_ms[int(0.9 * (len(step_ms) - 1))]),
+        # the decode step as every configuration reports it: the whole token loop per token, median over sentences
+        "step_ms": float(np.median([r["loop_ms"] for r in runs])),
+        "graph_step_ms_median": float(np.median(step_ms)),
+        "graph_step_ms_p90": float(step_ms[int(0.9 * (len(step_ms) - 1))]),
         "decoder_rtf": sum(r["decode_ms"] for r in runs) / 1e3 / audio_s,
         "e2e_rtf": sum(r["total_s"] for r in runs) / audio_s,
         # genie-tts streams per sentence: the first audio is the whole first sentence
