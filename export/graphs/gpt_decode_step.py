@@ -2,19 +2,16 @@
 
 The caches are **head-major**: `k_cache_i` and `v_cache_i` are [1, H, C, D/H] (layer i's K/V rows split into heads),
 the layout the attention reads, so a step only reads the cache: scores are one batched product of the cache with
-the query (no per-step transpose of the cache). The new token's own score is put in the free row `kv_len` of the
-scores (no per-step concatenation of the cache or of the scores), and its value joins the weighted sum with that
-row's weight. The new token's K/V leave as rows `k_new`/`v_new` [L, 1, 1, D]; the runtime writes them into its
-head-major buffers (`runtime.synth.gpt_loop.HostKvCache`, `runtime.synth.trt_runner.TrtDecodeStep`).
-
-Cache contract: C > kv_len (row kv_len exists), rows >= kv_len finite, and **row kv_len of every V cache zero** (it
-is multiplied by the new token's weight). Both runtimes keep rows they have not written zeroed. The math is
-`Text2SemanticModel.decode_step`'s (validated against it); the score scale is folded into the q rows.
+the query (no per-step transpose of the cache), and the new token's own score and value are added as a second part
+of the softmax (no per-step concatenation of the cache). The new token's K/V leave as rows `k_new`/`v_new`
+[L, 1, 1, D]; the runtime writes them into its head-major buffers (`runtime.synth.gpt_loop.HostKvCache`,
+`runtime.synth.trt_runner.TrtDecodeStep`). The math is `Text2SemanticModel.decode_step`'s (validated against it).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Final
 
@@ -25,7 +22,7 @@ from torch.nn import functional as F
 
 from export.graphs.tracing import trace_to_onnx
 from export.graphs.spec import GraphSpec
-from export.reference.gpt import MASKED_SCORE, Text2SemanticModel, query_scale_folded
+from export.reference.gpt import MASKED_SCORE, Text2SemanticModel
 from export.validate import check_parity
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,27 +63,23 @@ class DecodeStepGraph(nn.Module):
     def forward(self, token: Tensor, audio_position: Tensor, kv_len: Tensor, *caches: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         m = self.model
         heads, head_dim = m.heads, m.dim // m.heads
+        scale = 1.0 / math.sqrt(head_dim)
         x = m.ar_audio_position(m.ar_audio_embedding(token), audio_position)  # [1,1,D]
         rows = torch.arange(caches[0].shape[2]).reshape(1, 1, 1, -1)
         # 0 for rows < kv_len, the reference's masked score for the rest; built once, added in every layer. A select,
         # not a product: in FP16 (TensorRT) the masked score is -inf, and 0 x -inf would be NaN.
         mask = torch.zeros(rows.shape, dtype=torch.float32).masked_fill(rows >= kv_len, MASKED_SCORE)
-        own_row = rows == kv_len  # the free row where the new token's own score takes part in the softmax
         k_rows, v_rows = [], []
         for layer, k_past, v_past in zip(m.h.layers, caches[0::2], caches[1::2]):
             attn = layer.self_attn
             qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)  # [1,1,3D] = [q; k; v]
             q, k, v = qkv.reshape(3, heads, 1, head_dim).split(1, dim=0)  # [1,H,1,hd] each
-            if attn.score_scale != 1.0:  # folded into the q rows when exported (`query_scale_folded`)
-                q = q * attn.score_scale
-            q_col = q.reshape(1, heads, head_dim, 1)
+            q_col = (q * scale).reshape(1, heads, head_dim, 1)
             # scores over the cache: [1,H,C,hd] @ [1,H,hd,1] reads each cached row once, in place
             past = torch.matmul(k_past, q_col).reshape(1, heads, 1, -1) + mask
-            own = torch.matmul(k, q_col)  # [1,H,1,1]: the new token attending to itself, scored in row kv_len
-            weights = torch.softmax(torch.where(own_row, own, past), dim=-1)
-            # row kv_len of v_past is zero (the contract), so the product takes the cached rows only; the new
-            # token's value joins with its own weight
-            mixed = torch.matmul(weights, v_past) + weights.index_select(3, kv_len) * v  # [1,H,1,hd]
+            own = torch.matmul(k, q_col)  # [1,H,1,1]: the new token attending to itself
+            weights = torch.softmax(torch.cat([past, own], dim=-1), dim=-1)
+            mixed = torch.matmul(weights[..., :-1], v_past) + weights[..., -1:] * v  # [1,H,1,hd]
             x = layer.norm1(x + attn.out_proj(mixed.reshape(1, 1, m.dim)))
             x = layer.norm2(x + layer.linear2(F.relu(layer.linear1(x))))
             k_rows.append(k)
@@ -108,10 +101,6 @@ def to_token_major(cache: np.ndarray) -> np.ndarray:
 
 
 def random_inputs(model: Text2SemanticModel, cache_len: int, kv_len: int, seed: int) -> dict[str, np.ndarray]:
-    """Random step inputs that honour the cache contract: row kv_len exists and is zero in every V cache (rows
-    beyond it stay random: they are masked and must not matter)."""
-    if not 0 <= kv_len < cache_len:
-        raise ValueError(f"kv_len {kv_len} must be below cache_len {cache_len}: the step needs the free row kv_len")
     rng = np.random.default_rng(seed)
     inputs = {
         "token": rng.integers(0, model.eos, size=(1, 1), dtype=np.int64),
@@ -120,17 +109,15 @@ def random_inputs(model: Text2SemanticModel, cache_len: int, kv_len: int, seed: 
     }
     for name in cache_input_names(model.n_layer):
         inputs[name] = rng.standard_normal((1, model.heads, cache_len, model.dim // model.heads)).astype(np.float32)
-        if name.startswith("v_cache"):
-            inputs[name][:, :, kv_len] = 0.0
     return inputs
 
 
 def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None:
-    """Trace `model.decode_step` (score scale folded into the q rows) with the legacy exporter (opset 17, dynamic
-    `cache_len`) into `out_path`."""
+    """Trace `model.decode_step` with the legacy exporter (opset 17, dynamic `cache_len`) into `out_path`."""
+    model = model.eval()
     spec = spec_for(model.n_layer)
-    dummy = random_inputs(model, EXPORT_CACHE_LEN, EXPORT_CACHE_LEN - 1, seed=0)
-    trace_to_onnx(DecodeStepGraph(query_scale_folded(model)), spec, dummy, out_path)
+    dummy = random_inputs(model, EXPORT_CACHE_LEN, EXPORT_CACHE_LEN, seed=0)
+    trace_to_onnx(DecodeStepGraph(model), spec, dummy, out_path)
     _LOGGER.info("graph exported name=%s path=%s layers=%d", spec.name, out_path, model.n_layer)
 
 
@@ -146,7 +133,7 @@ def _torch_step(model: Text2SemanticModel, inputs: dict[str, np.ndarray], rows: 
 
 
 def validate_graph(model: Text2SemanticModel, onnx_path: str | os.PathLike, seed: int) -> dict:
-    """ORT vs torch at a cache length unlike the export dummy: every row but the free one in use, and a masked tail.
+    """ORT vs torch at a cache length unlike the export dummy: full cache (ORT path) and a masked tail (TensorRT path).
 
     Returns `check_parity`'s diffs, per output the worse of the two cases; raises ExportError if either fails.
     """
@@ -155,7 +142,7 @@ def validate_graph(model: Text2SemanticModel, onnx_path: str | os.PathLike, seed
     spec = spec_for(model.n_layer)
     runner = OrtRunner(onnx_path, providers=["CPUExecutionProvider"])
     worst: dict[str, dict[str, float]] = {}
-    for case, kv_len in (("full", VALIDATE_CACHE_LEN - 1), ("masked", VALIDATE_MASKED_KV_LEN)):
+    for case, kv_len in (("full", VALIDATE_CACHE_LEN), ("masked", VALIDATE_MASKED_KV_LEN)):
         inputs = random_inputs(model, VALIDATE_CACHE_LEN, kv_len, seed)
         result = check_parity(spec, _torch_step(model, inputs, kv_len), runner.run(inputs))
         _LOGGER.info("decode step parity case=%s kv_len=%d", case, kv_len)

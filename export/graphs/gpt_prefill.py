@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from export.graphs.spec import GraphSpec
 from export.graphs.tracing import check_graph_ops, trace_to_onnx
-from export.reference.gpt import BERT_DIM, Text2SemanticModel, query_scale_folded
+from export.reference.gpt import BERT_DIM, Text2SemanticModel
 from export.validate import check_parity
 
 _LOGGER = logging.getLogger(__name__)
@@ -78,9 +78,8 @@ def pin_output_shapes(path: str | os.PathLike, shapes: dict[str, tuple[int | str
 
 def export_graph(model: Text2SemanticModel, out_path: str | os.PathLike) -> None:
     """Trace `model.prefill` with the legacy exporter (opset 17, named dynamic axes) into `out_path`."""
-    # the score scale folded into the q rows, exactly as the decode step folds it: both graphs hold the same bytes
-    folded = query_scale_folded(model)
-    trace_to_onnx(PrefillGraph(folded), SPEC, random_inputs(model, EXPORT_PHONES, EXPORT_PROMPT, seed=0), out_path)
+    model = model.eval()
+    trace_to_onnx(PrefillGraph(model), SPEC, random_inputs(model, EXPORT_PHONES, EXPORT_PROMPT, seed=0), out_path)
     kv_shape = (model.n_layer, 1, "prefix_len", model.dim)
     pin_output_shapes(out_path, {"logits": (1, model.vocab_size), "k_prefill": kv_shape, "v_prefill": kv_shape})
     check_graph_ops(out_path, SPEC)  # again: pinning rewrote the file

@@ -107,8 +107,6 @@ class PackedSelfAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
         self.out_proj = nn.Linear(dim, dim)
-        # what the scores are multiplied by: 1/sqrt(hd), or 1.0 once `fold_query_scale` moved it into the q rows
-        self.score_scale = 1.0 / math.sqrt(self.head_dim)
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
@@ -119,23 +117,10 @@ class PackedSelfAttention(nn.Module):
         qh = q.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         kh = k.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         vh = v.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
-        scores = torch.matmul(qh, kh.transpose(-1, -2))
-        if self.score_scale != 1.0:
-            scores = scores * self.score_scale
+        scores = torch.matmul(qh, kh.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
         scores = torch.where(keep, scores, torch.full_like(scores, MASKED_SCORE))
         out = torch.matmul(torch.softmax(scores, dim=-1), vh)
         return self.out_proj(out.transpose(1, 2).reshape(1, -1, self.dim))
-
-
-    @torch.no_grad()
-    def fold_query_scale(self) -> None:
-        """Move the 1/sqrt(hd) score scale into the q rows of `in_proj` (q·k·s = (s·q)·k), so an exported graph does
-        not multiply by it per layer and per token. Equal to the unfolded math within float32 rounding."""
-        if self.score_scale == 1.0:
-            return
-        self.in_proj_weight[: self.dim] *= self.score_scale
-        self.in_proj_bias[: self.dim] *= self.score_scale
-        self.score_scale = 1.0
 
 
 class DecoderLayer(nn.Module):
@@ -295,12 +280,3 @@ def build_model(config: Mapping[str, Any], state_dict: Mapping[str, Tensor]) -> 
         model = Text2SemanticModel(config)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state_dict.items()}, strict=True, assign=True)
     return model.requires_grad_(False).eval()
-
-
-def query_scale_folded(model: Text2SemanticModel) -> Text2SemanticModel:
-    """A copy of `model` with every layer's score scale folded into its q rows (what the GPT graphs are traced from;
-    both graphs fold the same way, so their weights stay byte-identical and are stored once)."""
-    folded = copy.deepcopy(model)
-    for layer in folded.h.layers:
-        layer.self_attn.fold_query_scale()
-    return folded.eval()

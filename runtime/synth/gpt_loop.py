@@ -3,8 +3,7 @@
 By default the decoder owns the KV cache in host memory (`HostKvCache`): one contiguous K and one V buffer in the
 decode-step graph's head-major layout ([L, 1, H, R, D/H] float32), grown in buckets of rows. Prefill rows are copied
 in once; each step gets every layer's buffer by address (no copies) and writes the new token's K/V at row `kv_len`;
-the graph masks rows >= kv_len and scores the new token itself in row kv_len, so R > kv_len and rows not yet written
-stay zero. With `static_cache=True` (a fixed-shape engine fed from the host) R is the capacity.
+the graph masks rows >= kv_len. With `static_cache=True` (a fixed-shape engine fed from the host) R is the capacity.
 A `KvStep` that keeps the cache on the device (TensorRT's `TrtDecodeStep`) can be passed instead of the step runner.
 
 Official semantics (GPT-SoVITS `infer_panel_naive`): the EOS column is dropped for steps 0..10; a step stops when the
@@ -110,9 +109,8 @@ class HostKvCache:
 
         The arenas are allocated once at full capacity and never touched beyond the rows in use, so memory grows with
         the rows actually used. Growing moves each head's rows forward in place, last head first (a move never
-        overwrites rows not yet moved); reused memory is never faulted in again. Rows >= keep are zeroed, the
-        decode step's contract: row kv_len of V is weighed with the new token's own weight, and masked rows must be
-        finite (0 x NaN would poison the weighted sum)."""
+        overwrites rows not yet moved); reused memory is never faulted in again. Rows >= keep are zeroed: masked
+        rows must be finite, as 0 x NaN would poison the attention's weighted sum."""
         blocks, hd = self.n_layer * self.heads, self.head_dim
         if self._arena_k is None:
             self._arena_k = np.empty(blocks * self.capacity * hd, dtype=np.float32)

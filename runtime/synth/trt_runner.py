@@ -222,16 +222,12 @@ class TrtDecodeStep:
         copy(self.runner.stream)
 
     def load_prefill(self, k_prefill: np.ndarray, v_prefill: np.ndarray) -> int:
-        """Copy prefill K/V rows [L,1,R,D] into rows 0..R-1 of every head of every layer (V rows past them zeroed);
-        return R (the next kv_len)."""
+        """Copy prefill K/V rows [L,1,R,D] into rows 0..R-1 of every head of every layer; return R (the next kv_len)."""
         rows = k_prefill.shape[2]
         if rows > self.layout.capacity:
             raise SynthesisError(f"prompt needs {rows} cache rows, the engine holds {self.layout.capacity}; shorten the text or rebuild with a larger --kv-capacity")
         lay = self.layout
         dtype = self.runner.dtypes["k_cache_0"]
-        # the step's contract: row kv_len of every V cache is zero (an earlier utterance's rows are not)
-        for i in range(lay.n_layers):
-            self._cuda.memset_d8(self.caches[f"v_cache_{i}"].ptr, 0, lay.heads * self.head_bytes)
         staged = []  # page-locked (asynchronous 2D copies need it), alive until the stream has synchronized
         for kind, array in (("k", k_prefill), ("v", v_prefill)):
             # [L,1,R,D] → [L,H,R,hd] on the host; each head's R rows then land at the start of its device pitch

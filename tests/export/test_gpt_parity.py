@@ -110,10 +110,9 @@ def test_prefill_and_decode_steps_match_torch(graphs):
             "audio_position": np.array([9 + idx], dtype=np.int64),
             "kv_len": np.array([k_ort[0].shape[1]], dtype=np.int64),
         }
-        free_row = np.zeros((1, 1, 64), dtype=np.float32)  # the contract: row kv_len exists and is zero
         for i in range(2):
-            feeds[f"k_cache_{i}"] = gpt_decode_step.to_head_major(np.concatenate([k_ort[i], free_row], axis=1), heads=4)
-            feeds[f"v_cache_{i}"] = gpt_decode_step.to_head_major(np.concatenate([v_ort[i], free_row], axis=1), heads=4)
+            feeds[f"k_cache_{i}"] = gpt_decode_step.to_head_major(k_ort[i], heads=4)
+            feeds[f"v_cache_{i}"] = gpt_decode_step.to_head_major(v_ort[i], heads=4)
         out = graphs["step"].run(feeds)
         with torch.no_grad():
             logits, k_new, v_new = model.decode_step(

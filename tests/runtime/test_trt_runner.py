@@ -449,26 +449,6 @@ def test_trt_decode_step_scatters_rows_into_head_major_device_caches(tmp_path):
     np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-5)
 
 
-def test_trt_decode_step_zeroes_v_rows_past_a_shorter_prefill(tmp_path):
-    """The decode step weighs row kv_len of each V cache with the new token's own weight, so it must be zero: a second,
-    shorter utterance must not see the first one's rows there."""
-    from runtime.synth.trt_runner import KvLayout, TrtDecodeStep
-
-    graph = _decode_step_graph(tmp_path / "gpt_decode_step.onnx")
-    memory = _FakeDeviceMemory()
-    step = TrtDecodeStep(_FakeEngineRunner(graph, memory), KvLayout(LAYERS, CAPACITY, WIDTH, HEADS), use_cuda_graph=False)
-    rng = np.random.default_rng(3)
-    long_rows, short_rows = 9, 4
-    step.load_prefill(*(rng.standard_normal((LAYERS, 1, long_rows, WIDTH)).astype(np.float32) for _ in range(2)))
-    step.step(3, 0, long_rows)
-    assert step.load_prefill(*(rng.standard_normal((LAYERS, 1, short_rows, WIDTH)).astype(np.float32) for _ in range(2))) == short_rows
-    for i in range(LAYERS):
-        cache = memory.view(step.caches[f"v_cache_{i}"].ptr, HEADS * CAPACITY * HEAD_DIM * 4).view(np.float32)
-        cache = cache.reshape(HEADS, CAPACITY, HEAD_DIM)
-        assert np.abs(cache[:, :short_rows]).min() > 0  # the new prefill's rows
-        assert not cache[:, short_rows:].any()
-
-
 def test_select_decode_step_falls_back_to_an_onnxruntime_runner(tmp_path):
     from runtime.synth.trt_runner import select_decode_step
 
