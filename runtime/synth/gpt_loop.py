@@ -349,7 +349,7 @@ class GptDecoder:
                 stop_reason = "cancelled"
                 break
             row = logits[: self.eos] if idx < MIN_STEPS_BEFORE_EOS or self.ignore_eos else logits
-            picked = self._pick(row, np.flatnonzero(seen), options, greedy, rng)
+            picked = self._pick(row, seen, options, greedy, rng)
             if picked.token == self.eos or picked.argmax == self.eos:
                 stop_reason = "eos"
                 break
@@ -372,13 +372,14 @@ class GptDecoder:
         )
 
     def _pick(
-        self, row: np.ndarray, previous: np.ndarray, options: SynthesisOptions, greedy: bool, rng: np.random.Generator
+        self, row: np.ndarray, seen: np.ndarray, options: SynthesisOptions, greedy: bool, rng: np.random.Generator
     ) -> SampledToken:
+        """`seen`: the boolean mask of the distinct previous tokens (prompt + generated) the penalty applies to."""
         if greedy:
-            return greedy_token(row, previous, repetition_penalty=options.repetition_penalty)
+            return greedy_token(row, seen, repetition_penalty=options.repetition_penalty)
         return sample_token(
             row,
-            previous,
+            seen,
             top_k=options.top_k,
             top_p=options.top_p,
             temperature=options.temperature,

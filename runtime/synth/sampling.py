@@ -27,14 +27,25 @@ class SampledToken:
 
 
 def apply_repetition_penalty(logits: np.ndarray, previous_tokens: np.ndarray, penalty: float) -> np.ndarray:
-    """Return a copy of 1-D `logits` with each distinct previous id penalised once; ids outside the row are ignored."""
+    """Return a copy of 1-D `logits` with each distinct previous id penalised once; ids outside the row are ignored.
+
+    `previous_tokens` holds the ids, or is a boolean mask over the vocabulary (True = seen; the decode loop keeps one,
+    which spares a sort per token). Both give the same float32 values."""
     out = np.array(logits, dtype=np.float32, copy=True)
-    if penalty == 1.0 or previous_tokens.size == 0:
+    previous_tokens = np.asarray(previous_tokens)
+    is_mask = previous_tokens.dtype == np.bool_
+    if penalty == 1.0 or not (previous_tokens.any() if is_mask else previous_tokens.size):
         return out
-    ids = np.unique(np.asarray(previous_tokens, dtype=np.int64))
+    factor = np.float32(penalty)
+    if is_mask:
+        seen = previous_tokens[: out.shape[0]]
+        if seen.shape[0] < out.shape[0]:
+            seen = np.concatenate([seen, np.zeros(out.shape[0] - seen.shape[0], dtype=bool)])
+        return np.where(seen, np.where(out < 0, out * factor, out / factor), out)
+    ids = np.unique(previous_tokens.astype(np.int64, copy=False))
     ids = ids[(ids >= 0) & (ids < out.shape[0])]
     scores = out[ids]
-    out[ids] = np.where(scores < 0, scores * np.float32(penalty), scores / np.float32(penalty))
+    out[ids] = np.where(scores < 0, scores * factor, scores / factor)
     return out
 
 
@@ -53,7 +64,9 @@ def top_p_filter(logits: np.ndarray, top_p: float) -> np.ndarray:
 
 
 def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return (logits / np.float32(max(temperature, TEMPERATURE_FLOOR))).astype(np.float32)
+    if temperature == 1.0:  # x / 1 is x exactly: skip the pass (the decode loop runs this per token)
+        return logits
+    return (logits / np.float32(max(temperature, TEMPERATURE_FLOOR))).astype(np.float32, copy=False)
 
 
 def top_k_filter(logits: np.ndarray, top_k: int) -> np.ndarray:
@@ -62,13 +75,13 @@ def top_k_filter(logits: np.ndarray, top_k: int) -> np.ndarray:
     if k <= 0:
         return logits
     pivot = np.partition(logits, logits.shape[0] - k)[logits.shape[0] - k]
-    return np.where(logits < pivot, np.float32(-np.inf), logits).astype(np.float32)
+    return np.where(logits < pivot, np.float32(-np.inf), logits).astype(np.float32, copy=False)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - np.max(logits)
     e = np.exp(shifted, dtype=np.float32)
-    return (e / e.sum(dtype=np.float32)).astype(np.float32)
+    return (e / e.sum(dtype=np.float32)).astype(np.float32, copy=False)
 
 
 def probabilities(

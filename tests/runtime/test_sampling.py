@@ -36,6 +36,20 @@ def test_repetition_penalty_ignores_ids_outside_a_shortened_row():
     np.testing.assert_array_equal(out, f32(1.0, 0.5))
 
 
+def test_a_seen_mask_penalises_exactly_as_the_ids_do():
+    """The decode loop passes a boolean mask over the vocabulary (1025 columns) instead of the ids; the penalised row
+    must be bit-identical, for the full row and for the row with the EOS column dropped."""
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, 1025, size=300)  # duplicates, and EOS (1024) itself
+    seen = np.zeros(1025, dtype=bool)
+    seen[ids] = True
+    for width in (1025, 1024):
+        logits = rng.standard_normal(width).astype(np.float32)
+        for penalty in (1.35, 1.0, 0.8):
+            np.testing.assert_array_equal(apply_repetition_penalty(logits, seen, penalty), apply_repetition_penalty(logits, ids, penalty))
+    assert apply_repetition_penalty(f32(1.0, -1.0), np.zeros(1025, dtype=bool), 2.0).tolist() == [1.0, -1.0]
+
+
 def test_penalised_logits_feed_the_argmax_stop_test():
     # token 0 leads before the penalty; once penalised, column 1 (say EOS) is the argmax the stop test sees
     logits = f32(3.0, 2.0, -5.0)
