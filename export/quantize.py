@@ -8,9 +8,13 @@ Modes:
   FP32 graph (ONNX Runtime, CPU). Runs in ONNX Runtime CPU too (slowly for MatMul on x86 without VNNI).
 - `int8_cpu`: static Q/DQ in the form ONNX Runtime's CPU kernels fuse: activations per-tensor *asymmetric uint8*
   with a Q on each weighted op's output too, weights per-channel symmetric int8, int32 bias. ORT then runs Conv as
-  QLinearConv (u8s8, VNNI) instead of a float Conv between Q/DQ pairs (ORT on x86 does not fuse int8 activations).
-  Measured on the full-size SoVITS decoder, one thread: 2.9x faster than FP32 (the `int8` form is not faster).
-  Not for TensorRT (it wants symmetric int8); `--target cpu` bundles only.
+  QLinearConv (u8s8) instead of a float Conv between Q/DQ pairs (ORT on x86 does not fuse int8 activations).
+  Weights take 7 bits (`reduce_range`): x86 without VNNI multiplies u8 x s8 pairs into a saturating int16
+  (`vpmaddubsw`), which full 8-bit weights overflow. Measured on the full-size decoder on an AVX2-only EPYC:
+  8-bit weights 23.0 dB SNR vs FP32 (fails the gate), 7-bit 32.4 dB; so a bundle's fidelity does not depend on
+  whether the box has VNNI. Full-size decoder, one thread: 2.9x faster than FP32 with VNNI, 1.9x on AVX2 only
+  (the `int8` form is not faster than FP32 on either). Not for TensorRT (it wants symmetric int8); `--target cpu`
+  bundles only.
 - `int8_dynamic`: ONNX Runtime `quantize_dynamic` (int8 weights, activation scales per run) on MatMul/Gemm: the
   CPU variant for the memory-bound GPT decode step. Not TensorRT-importable (DynamicQuantizeLinear); whether it is
   faster is measured (`time_graph_ms`), not assumed.
@@ -102,10 +106,12 @@ def _static_options(cpu_form: bool) -> dict:
             "activation_type": QuantType.QUInt8,
             "op_types": [op for op in QUANTIZED_OP_TYPES if op != "ConvTranspose"],  # no fused u8 ConvTranspose kernel
             "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
+            "reduce_range": True,  # 7-bit weights: u8 x s8 pair sums cannot saturate int16 on x86 without VNNI
         }
     return {
         "activation_type": QuantType.QInt8,
         "op_types": list(QUANTIZED_OP_TYPES),
+        "reduce_range": False,  # TensorRT's int8 kernels do not saturate: keep the full 8 bits
         "extra_options": {
             "ActivationSymmetric": True,
             "WeightSymmetric": True,
@@ -148,7 +154,7 @@ def _quantize_int8_qdq(
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=form["op_types"],
             per_channel=True,
-            reduce_range=False,
+            reduce_range=form["reduce_range"],
             activation_type=form["activation_type"],
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded,

@@ -218,6 +218,34 @@ def test_int8_cpu_form_runs_conv_as_qlinearconv_in_onnxruntime(graphs, tmp_path)
     assert any(z.dtype == np.uint8 for z in zero_points)
 
 
+def _conv_weights(path) -> list[np.ndarray]:
+    """The int8 weight tensors the Convs of a Q/DQ graph dequantize."""
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    produced = {out: node for node in model.graph.node for out in node.output}
+    weights = []
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        dq = produced.get(node.input[1])
+        if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in inits:
+            weights.append(numpy_helper.to_array(inits[dq.input[0]]))
+    return weights
+
+
+def test_int8_cpu_weights_take_7_bits_so_u8s8_cannot_saturate_without_vnni(graphs, tmp_path):
+    """x86 without VNNI sums u8 x s8 pairs into a saturating int16: 2 x 255 x 127 overflows it, 2 x 255 x 64 does not.
+    The TensorRT form keeps the full 8 bits."""
+    calib, _ = split_calibration(graphs["dec_feeds"])
+    widths = {}
+    for mode in ("int8", "int8_cpu"):
+        weights = _conv_weights(quantize_graph(graphs["dec"], tmp_path / f"rr_{mode}.onnx", calib, mode))
+        assert weights and all(w.dtype == np.int8 for w in weights)
+        widths[mode] = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert widths["int8_cpu"] <= 64 and 2 * 255 * widths["int8_cpu"] <= 32767
+    assert widths["int8"] > 64
+
+
 def test_gate_picks_fp32_when_int8_error_is_forced_over_threshold(graphs, tmp_path):
     """Calibrate on inputs 1000x larger than the held-out ones: the int8 step swamps real activations."""
     calib, held = split_calibration(graphs["gpt_feeds"])
