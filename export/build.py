@@ -24,6 +24,9 @@ _LOGGER = logging.getLogger(__name__)
 
 PRECISIONS: Final = ("fp32", "fp16", "int8", "auto")
 TARGETS: Final = ("jetson", "cpu")  # jetson: every graph TensorRT-loadable; cpu: dynamic INT8 allowed for the decode step
+# The INT8 form of both GPT graphs on a `cpu` bundle: `auto` times the forms on the build machine; name one when the
+# box's CPU differs from it (block-wise `int8_block` is faster with VNNI, `int8_dynamic` on AVX2-only x86).
+GPT_CPU_FORMS: Final = ("auto", "int8_block", "int8_dynamic")
 DEFAULT_KV_CAPACITY: Final = 2048  # prompt + target phones + prompt tokens + up to 1500 generated tokens
 MODEL_VERSION: Final = "v2"
 
@@ -35,6 +38,7 @@ class BuildConfig:
     out_dir: Path
     precision: str = "fp32"
     target: str = "jetson"
+    gpt_cpu_form: str = "auto"
     calibration_path: Optional[Path] = None
     kv_capacity: int = DEFAULT_KV_CAPACITY
     bundle_version: Optional[str] = None
@@ -134,6 +138,13 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
         raise ExportError(f"--precision {config.precision!r} is not one of {', '.join(PRECISIONS)}")
     if config.target not in TARGETS:
         raise ExportError(f"--target {config.target!r} is not one of {', '.join(TARGETS)}")
+    if config.gpt_cpu_form not in GPT_CPU_FORMS:
+        raise ExportError(f"--gpt-cpu-form {config.gpt_cpu_form!r} is not one of {', '.join(GPT_CPU_FORMS)}")
+    if config.gpt_cpu_form != "auto" and (config.target != "cpu" or config.precision not in ("int8", "auto")):
+        raise ExportError(
+            f"--gpt-cpu-form {config.gpt_cpu_form} needs --target cpu and --precision int8 or auto "
+            f"(got --target {config.target} --precision {config.precision})"
+        )
     progress = progress or Progress()
     staging = _prepare_out_dir(config)
     try:

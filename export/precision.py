@@ -142,6 +142,7 @@ def collect_feeds(staging: Path, graphs: Mapping[str, dict], config) -> dict[str
 
 # Graphs whose CPU variant is picked by measured speed on `--target cpu` (the GPT prefill follows the decode step).
 TIMED_ON_CPU: Final = ("gpt_decode_step", "sovits_decoder")
+GPT_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step")
 CPU_FORMS: Final = {
     "gpt_prefill": ("int8_dynamic", "int8_block"),
     "gpt_decode_step": ("int8_dynamic", "int8_block"),
@@ -162,12 +163,17 @@ def _ort_supports(mode: str) -> bool:
     return True
 
 
-def _candidates(graph: str, precision: str, target: str = "jetson") -> list[str]:
+def _candidates(graph: str, precision: str, target: str = "jetson", gpt_cpu_form: str = "auto") -> list[str]:
     """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use ONNX Runtime's CPU
     forms (dynamic or block-wise INT8 for both GPT graphs, the form the decode step keeps being shared with the
-    prefill; the uint8 QLinearConv form for the decoder), where this onnxruntime supports them."""
+    prefill; the uint8 QLinearConv form for the decoder), where this onnxruntime supports them. A named
+    `gpt_cpu_form` is the only candidate for both GPT graphs (the box's CPU, not the build machine's, decides)."""
     if precision == "fp16":
         return ["fp16"]
+    if gpt_cpu_form != "auto" and target == "cpu" and graph in GPT_GRAPHS:
+        if not _ort_supports(gpt_cpu_form):
+            raise ExportError(f"--gpt-cpu-form {gpt_cpu_form} needs a newer onnxruntime on the build machine (and on the box)")
+        return [gpt_cpu_form]
     modes = ["int8"] + ([m for m in CPU_FORMS[graph] if _ort_supports(m)] if target == "cpu" and graph in CPU_FORMS else [])
     return modes + (["fp16"] if precision == "auto" else [])
 
@@ -211,7 +217,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             held_out = calibration[-1:]
         results.append(fp32_result(graph, fp32_path))
         variants[graph] = {"fp32": fp32_path}
-        for mode in _candidates(graph, config.precision, config.target):
+        for mode in _candidates(graph, config.precision, config.target, getattr(config, "gpt_cpu_form", "auto")):
             progress.step(f"{graph}: {mode} variant")
             out = fp32_path.with_name(f"{fp32_path.stem}.{mode}.onnx")
             quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()))

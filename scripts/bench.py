@@ -99,9 +99,10 @@ def machine() -> dict:
 
 
 # ---- preparation (parent) -------------------------------------------------------------------------------------------
-def prepare(work: Path, size: str, log) -> dict:
-    """Checkpoints, the FP32 bundle and (if export.precision exists) the INT8 bundle, each with the bench voice.
-    Reused when already present in `work` (delete the folder to rebuild)."""
+def prepare(work: Path, size: str, log, gpt_cpu_forms: tuple[str, ...] = ()) -> dict:
+    """Checkpoints, the FP32 bundle and (if export.precision exists) the INT8 bundle, each with the bench voice, plus
+    one INT8 bundle per named GPT CPU form (`int8:FORM`). Reused when already present in `work` (delete the folder to
+    rebuild)."""
     from export.testing import write_test_set
 
     work.mkdir(parents=True, exist_ok=True)
@@ -118,13 +119,15 @@ def prepare(work: Path, size: str, log) -> dict:
         import export.precision  # noqa: F401  (the INT8 path lands there)
 
         bundles["int8"] = _bundle(work / "bundle_int8", paths, "int8", log)
+        for form in gpt_cpu_forms:
+            bundles[f"int8:{form}"] = _bundle(work / f"bundle_int8_{form}", paths, "int8", log, gpt_cpu_form=form)
     except ImportError as exc:
         bundles["int8"] = None
         log(f"INT8 pending: export.precision is not importable ({exc})")
     return {"checkpoints": paths, "bundles": bundles}
 
 
-def _bundle(out: Path, paths: dict, precision: str, log) -> Optional[Path]:
+def _bundle(out: Path, paths: dict, precision: str, log, gpt_cpu_form: str = "auto") -> Optional[Path]:
     from export.build import BuildConfig, Progress, build_bundle
     from export.voice_add import add_voice
 
@@ -133,6 +136,8 @@ def _bundle(out: Path, paths: dict, precision: str, log) -> Optional[Path]:
         import dataclasses
 
         extra = {"target": "cpu"} if "target" in {f.name for f in dataclasses.fields(BuildConfig)} else {}  # the CPU path
+        if gpt_cpu_form != "auto":
+            extra["gpt_cpu_form"] = gpt_cpu_form
         build_bundle(BuildConfig(gpt_path=paths["gpt"], sovits_path=paths["sovits"], out_dir=out, precision=precision, force=True,
                                  **extra), Progress(enabled=True))
     if not (out / "voices" / f"{VOICE}.npz").is_file():
@@ -519,6 +524,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="scratch folder for checkpoints, bundles, genie venv")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json/.md/.png go")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all cores)")
+    parser.add_argument("--gpt-cpu-form", action="append", default=[], choices=("int8_block", "int8_dynamic"),
+                        help="also time an INT8 bundle built with this GPT CPU form (repeatable)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the least disturbed one counts per figure")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -537,7 +544,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"skyvoice-bench-{args.size}"
     tokens = args.tokens or (100 if args.size == "full" else 12)
     info = machine()
-    prep = prepare(work, args.size, log)
+    prep = prepare(work, args.size, log, tuple(dict.fromkeys(args.gpt_cpu_form)))
     bundles = prep["bundles"]
     manifest = json.loads((bundles["fp32"] / "manifest.json").read_text())
     from runtime.synth.voice_pack import VoicePack
@@ -561,6 +568,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             results[name] = run_worker("skyvoice", dict(common, name=name, bundle=str(bundles[precision])), work)
             results[name]["bundle_mb"] = _dir_mb(bundles[precision])
             graphs = json.loads((bundles[precision] / "manifest.json").read_text())["graphs"]
+            results[name]["graph_precision"] = {g: e.get("precision") for g, e in graphs.items()}
+        for key in (k for k in bundles if k.startswith("int8:") and bundles[k] is not None):
+            name = f"skyvoice-int8 (GPT {key.split(':', 1)[1]})"
+            log(f"round {round_index + 1}/{args.rounds}: timing {name}")
+            results[name] = run_worker("skyvoice", dict(common, name=name, bundle=str(bundles[key])), work)
+            results[name]["bundle_mb"] = _dir_mb(bundles[key])
+            graphs = json.loads((bundles[key] / "manifest.json").read_text())["graphs"]
             results[name]["graph_precision"] = {g: e.get("precision") for g, e in graphs.items()}
         best = "skyvoice-int8" if bundles.get("int8") else "skyvoice-fp32"
         # The alternative thread policy: the decode step on two spinning threads (faster alone, but it competes with

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="graph precision; auto picks INT8 per graph only where the fidelity gate passes")
     parser.add_argument("--target", default="jetson", choices=("jetson", "cpu"),
                         help="jetson: every graph loadable by TensorRT; cpu: dynamic INT8 for the decode step where faster")
+    parser.add_argument("--gpt-cpu-form", default="auto", choices=("auto", "int8_block", "int8_dynamic"),
+                        help="INT8 form of the GPT graphs on a cpu bundle: auto times them on this machine; name one for a "
+                        "box whose CPU differs (int8_block with VNNI or on ARM, int8_dynamic on AVX2-only x86)")
     parser.add_argument("--bert", type=Path, default=None,
                         help="local chinese-roberta-wwm-ext-large directory: ship Chinese BERT features (else zeros)")
     parser.add_argument("--g2pw", type=Path, default=None,
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"'skyvoice build' needs the build extra ({exc.name} is missing): run scripts/setup build") from None
     config = BuildConfig(
-        gpt_path=args.gpt, sovits_path=args.sovits, out_dir=args.out, precision=args.precision, target=args.target, bert_dir=args.bert, g2pw_dir=args.g2pw,
+        gpt_path=args.gpt, sovits_path=args.sovits, out_dir=args.out, precision=args.precision, target=args.target, gpt_cpu_form=args.gpt_cpu_form, bert_dir=args.bert, g2pw_dir=args.g2pw,
         calibration_path=args.calib, kv_capacity=args.kv_capacity, bundle_version=args.bundle_version, force=args.force,
     )
     out = build_bundle(config, Progress(enabled=not args.quiet))

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("torch")
 
 from export.build import BuildConfig, Progress, build_bundle  # noqa: E402
+from export.errors import ExportError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,25 @@ def test_forced_int8_ships_the_int8_form_nearest_to_fp32():
     assert _closest("gpt_decode_step", "int8", results) == "int8_dynamic"
     assert _closest("sovits_decoder", "int8", results) == "int8_cpu"
     assert _closest("gpt_prefill", "int8", results) == "int8"  # nothing measured: the family's plain form
+
+
+def test_named_gpt_cpu_form_is_the_one_both_gpt_graphs_ship(tiny_checkpoints, tmp_path):
+    """`--gpt-cpu-form int8_dynamic` (a box whose CPU differs from the build machine's): both GPT graphs take that
+    form, measured by the gate and shipped with --precision int8 whatever the build machine's timing says."""
+    out = tmp_path / "bundle"
+    config = BuildConfig(gpt_path=tiny_checkpoints["gpt"], sovits_path=tiny_checkpoints["sovits"], out_dir=out,
+                         precision="int8", kv_capacity=512, target="cpu", gpt_cpu_form="int8_dynamic")
+    build_bundle(config, Progress(enabled=False))
+    graphs = json.loads((out / "manifest.json").read_text())["graphs"]
+    assert graphs["gpt_decode_step"]["precision"] == graphs["gpt_prefill"]["precision"] == "int8_dynamic"
+    measured = json.loads((out / "fidelity.json").read_text())["graphs"]["gpt_decode_step"]["precisions"]
+    assert "int8_dynamic" in measured and "int8_block" not in measured
+
+
+@pytest.mark.parametrize(("target", "precision"), [("jetson", "int8"), ("cpu", "fp16"), ("cpu", "fp32")])
+def test_named_gpt_cpu_form_needs_a_cpu_int8_build(tiny_checkpoints, tmp_path, target, precision):
+    config = BuildConfig(gpt_path=tiny_checkpoints["gpt"], sovits_path=tiny_checkpoints["sovits"], out_dir=tmp_path / "b",
+                         precision=precision, target=target, gpt_cpu_form="int8_block")
+    with pytest.raises(ExportError, match="--gpt-cpu-form int8_block needs --target cpu"):
+        build_bundle(config, Progress(enabled=False))
+    assert not (tmp_path / "b").exists()
