@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="jetson: every graph loadable by TensorRT; cpu: dynamic INT8 for the decode step where faster")
     parser.add_argument("--gpt-cpu-form", default="auto", choices=("auto", "int8_block", "int8_dynamic"),
                         help="INT8 form of the GPT graphs on a cpu bundle: auto times them on this machine; name one for a "
-                        "box whose CPU differs (int8_block with VNNI or on ARM, int8_dynamic on AVX2-only x86)")
+                        "box whose CPU differs (measured: int8_block on x86 with VNNI, int8_dynamic on AVX2-only x86)")
     parser.add_argument("--bert", type=Path, default=None,
                         help="local chinese-roberta-wwm-ext-large directory: ship Chinese BERT features (else zeros)")
     parser.add_argument("--g2pw", type=Path, default=None,
