@@ -235,10 +235,11 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
         if graph in TIMED_ON_CPU and chosen.startswith("int8") and any(f in variants[graph] for f in cpu_forms):
             passing = {r.precision for r in results if r.graph == graph and r.passed} | {"fp32"}
             timed = {m: p for m, p in variants[graph].items() if m in passing and m in ("fp32", "int8", *cpu_forms)}
-            fastest, timings = fastest_variant(timed, feeds[graph][:3])
-            progress.step(f"{graph} CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
-            if fastest != "fp32" or config.precision == "auto":
-                chosen = fastest
+            if len(timed) > 1:  # else no INT8 form passed: nothing to race FP32 against (the forced pick stands)
+                fastest, timings = fastest_variant(timed, feeds[graph][:3])
+                progress.step(f"{graph} CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
+                if fastest != "fp32" or config.precision == "auto":
+                    chosen = fastest
         choices[graph] = chosen
     passed = {(r.graph, r.precision) for r in results if r.passed}
     shared = choices.get("gpt_decode_step")
