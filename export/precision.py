@@ -217,7 +217,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             held_out = calibration[-1:]
         results.append(fp32_result(graph, fp32_path))
         variants[graph] = {"fp32": fp32_path}
-        for mode in _candidates(graph, config.precision, config.target, getattr(config, "gpt_cpu_form", "auto")):
+        for mode in _candidates(graph, config.precision, config.target, config.gpt_cpu_form):
             progress.step(f"{graph}: {mode} variant")
             out = fp32_path.with_name(f"{fp32_path.stem}.{mode}.onnx")
             quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()))

@@ -557,6 +557,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         "gpt": str(prep["checkpoints"]["gpt"]), "sovits": str(prep["checkpoints"]["sovits"]),
     }
     notes: list[str] = []
+    def time_bundle(round_index: int, name: str, bundle: Path) -> dict:
+        log(f"round {round_index + 1}/{args.rounds}: timing {name}")
+        result = run_worker("skyvoice", dict(common, name=name, bundle=str(bundle)), work)
+        result["bundle_mb"] = _dir_mb(bundle)
+        graphs = json.loads((bundle / "manifest.json").read_text())["graphs"]
+        result["graph_precision"] = {g: e.get("precision") for g, e in graphs.items()}
+        return result
+
     def one_round(round_index: int) -> dict[str, dict]:
         results: dict[str, dict] = {}
         for precision in ("fp32", "int8"):
@@ -564,18 +572,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             if bundles.get(precision) is None:
                 results[name] = {"pending": "INT8 bundle pending: export/precision.py has not landed"}
                 continue
-            log(f"round {round_index + 1}/{args.rounds}: timing {name}")
-            results[name] = run_worker("skyvoice", dict(common, name=name, bundle=str(bundles[precision])), work)
-            results[name]["bundle_mb"] = _dir_mb(bundles[precision])
-            graphs = json.loads((bundles[precision] / "manifest.json").read_text())["graphs"]
-            results[name]["graph_precision"] = {g: e.get("precision") for g, e in graphs.items()}
+            results[name] = time_bundle(round_index, name, bundles[precision])
         for key in (k for k in bundles if k.startswith("int8:") and bundles[k] is not None):
             name = f"skyvoice-int8 (GPT {key.split(':', 1)[1]})"
-            log(f"round {round_index + 1}/{args.rounds}: timing {name}")
-            results[name] = run_worker("skyvoice", dict(common, name=name, bundle=str(bundles[key])), work)
-            results[name]["bundle_mb"] = _dir_mb(bundles[key])
-            graphs = json.loads((bundles[key] / "manifest.json").read_text())["graphs"]
-            results[name]["graph_precision"] = {g: e.get("precision") for g, e in graphs.items()}
+            results[name] = time_bundle(round_index, name, bundles[key])
         best = "skyvoice-int8" if bundles.get("int8") else "skyvoice-fp32"
         # The alternative thread policy: the decode step on two spinning threads (faster alone, but it competes with
         # the decoder stage for the second core); the product default is one thread.
