@@ -31,17 +31,18 @@ def apply_repetition_penalty(logits: np.ndarray, previous_tokens: np.ndarray, pe
 
     `previous_tokens` holds the ids, or is a boolean mask over the vocabulary (True = seen; the decode loop keeps one,
     which spares a sort per token). Both give the same float32 values."""
-    out = np.array(logits, dtype=np.float32, copy=True)
     previous_tokens = np.asarray(previous_tokens)
     is_mask = previous_tokens.dtype == np.bool_
     if penalty == 1.0 or not (previous_tokens.any() if is_mask else previous_tokens.size):
-        return out
+        return np.array(logits, dtype=np.float32, copy=True)
     factor = np.float32(penalty)
-    if is_mask:
-        seen = previous_tokens[: out.shape[0]]
-        if seen.shape[0] < out.shape[0]:
-            seen = np.concatenate([seen, np.zeros(out.shape[0] - seen.shape[0], dtype=bool)])
-        return np.where(seen, np.where(out < 0, out * factor, out / factor), out)
+    if is_mask:  # np.where writes a new row: no copy of the logits first (the decode loop runs this per token)
+        row = np.asarray(logits, dtype=np.float32)
+        seen = previous_tokens[: row.shape[0]]
+        if seen.shape[0] < row.shape[0]:
+            seen = np.concatenate([seen, np.zeros(row.shape[0] - seen.shape[0], dtype=bool)])
+        return np.where(seen, np.where(row < 0, row * factor, row / factor), row)
+    out = np.array(logits, dtype=np.float32, copy=True)
     ids = np.unique(previous_tokens.astype(np.int64, copy=False))
     ids = ids[(ids >= 0) & (ids < out.shape[0])]
     scores = out[ids]
