@@ -78,6 +78,22 @@ class FidelityResult:
         return out
 
 
+def failed_checks(result: FidelityResult) -> frozenset[str]:
+    """The names of the gate's checks `result` failed ("token agreement", "SNR", ...): each failure's words up to
+    its first number."""
+    names = []
+    for failure in result.failures:
+        words = []
+        for word in failure.split():
+            try:
+                float(word)
+                break
+            except ValueError:
+                words.append(word)
+        names.append(" ".join(words))
+    return frozenset(names)
+
+
 def _finite(value: float) -> float | str:
     value = float(value)
     return value if np.isfinite(value) else str(value)  # JSON has no inf/nan

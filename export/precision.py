@@ -9,9 +9,12 @@ decoder feeds. Every 4th text is held out for the fidelity gate and never sets a
 Only the three graphs the box runs are lowered (gpt_prefill, gpt_decode_step, sovits_decoder); the reference and
 prompt encoders run once per voice enrollment and stay FP32. With `--target cpu`, ONNX Runtime's CPU forms are
 candidates too (dynamic INT8 and block-wise `MatMulNBits` INT8 for both GPT graphs, `int8_cpu` for the SoVITS
-decoder), and for the decode step and the decoder the variant kept is the fastest of those inside the fidelity gate,
-measured on this machine (`export.quantize.fastest_variant`); the prefill then takes the decode step's form, so the
-two GPT graphs share one copy of the quantized weights.
+decoder), and for the GPT and the decoder the variant kept is the fastest of those inside the fidelity gate, measured
+on this machine with the runtime's threads: the decoder by its own time (`export.quantize.fastest_variant`), the
+GPT by one sentence's work, a prefill plus `SENTENCE_TOKENS` decode steps (the decode step on one thread, as the box
+runs it). The prefill takes the decode step's form, so the two GPT graphs share one copy of the quantized weights.
+When no INT8 form passed the gate and `--precision int8` forces one, the race is among the forms that failed the
+same checks as the one nearest to FP32 (the gate judges fidelity; time decides between forms it judged alike).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from typing import Final, Mapping, Sequence
 import numpy as np
 
 from export.errors import ExportError
-from export.fidelity import FidelityResult, fp32_result, gate, measure_fidelity
-from export.quantize import KEEP_FLOAT, fastest_variant, load_calibration_texts, quantize_graph, split_calibration
+from export.fidelity import FidelityResult, failed_checks, fp32_result, gate, measure_fidelity
+from export.quantize import KEEP_FLOAT, fastest_variant, load_calibration_texts, pick_fastest, quantize_graph, split_calibration, time_graph_ms
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ def collect_feeds(staging: Path, graphs: Mapping[str, dict], config) -> dict[str
 
 # Graphs whose CPU variant is picked by measured speed on `--target cpu` (the GPT prefill follows the decode step).
 TIMED_ON_CPU: Final = ("gpt_decode_step", "sovits_decoder")
+SENTENCE_TOKENS: Final = 75  # decode steps per prefill when the GPT's forms are timed (a ~3 s sentence, 25 tokens/s)
 GPT_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step")
 CPU_FORMS: Final = {
     "gpt_prefill": ("int8_dynamic", "int8_block"),
@@ -193,6 +197,39 @@ def _closest(graph: str, family: str, results: Sequence[FidelityResult]) -> str:
     return max(candidates, key=closeness).precision if candidates else family
 
 
+def _racers(graph: str, chosen: str, results: Sequence[FidelityResult], variants: Mapping[str, Path]) -> list[str]:
+    """The forms of `graph` the CPU timing race may pick between: FP32 and every CPU-runnable form that passed the gate;
+    when none passed and `chosen` was forced, the forms that failed the same checks as `chosen` (the nearest)."""
+    runnable = {"fp32", "int8", *CPU_FORMS.get(graph, ())}
+    mine = [r for r in results if r.graph == graph and r.precision in variants and r.precision in runnable]
+    passing = [r.precision for r in mine if r.passed and r.precision != "fp32"]
+    if passing:
+        return ["fp32", *passing]
+    nearest = next((r for r in mine if r.precision == chosen), None)
+    if nearest is None:
+        return []
+    return [r.precision for r in mine if r.precision != "fp32" and not r.passed and failed_checks(r) == failed_checks(nearest)]
+
+
+def _fastest_gpt_form(
+    forms: Sequence[str], variants: Mapping[str, Mapping[str, Path]], feeds: Mapping[str, list], passed_prefill: set[str], forced: bool
+) -> tuple[str, dict[str, float]]:
+    """The GPT form whose sentence takes least: prefill (all cores) + SENTENCE_TOKENS decode steps (on the runtime's
+    decode-step threads). The prefill is timed in the form it will ship in: the step's form where the prefill may
+    take it (it passed, or INT8 was forced), else FP32."""
+    from runtime.synth.voice_engine import decode_step_threads
+
+    step_threads = decode_step_threads()
+    timings = {}
+    for form in forms:
+        shareable = form in CPU_FORMS["gpt_prefill"] and form in variants["gpt_prefill"]
+        prefill_form = form if shareable and (form in passed_prefill or forced) else "fp32"
+        prefill_ms = time_graph_ms(variants["gpt_prefill"][prefill_form], feeds["gpt_prefill"][:2], repeats=2)
+        step_ms = time_graph_ms(variants["gpt_decode_step"][form], feeds["gpt_decode_step"][:3], repeats=5, threads=step_threads)
+        timings[form] = prefill_ms + SENTENCE_TOKENS * step_ms
+    return pick_fastest(timings), timings
+
+
 def apply_precision(staging: Path, graphs: dict[str, dict], gpt, sovits, config, progress) -> None:
     """Lower the runtime graphs in place in `staging` per `config.precision`; record fidelity in graphs + fidelity.json."""
     quiet = _QuietQuantizerAdvice()
@@ -231,15 +268,19 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             forced = _closest(graph, config.precision, results) if config.precision == "int8" else config.precision
             _LOGGER.warning("fidelity gate failed graph=%s precision=%s; shipping it because --precision %s was asked", graph, forced, config.precision)
             chosen = forced
-        cpu_forms = CPU_FORMS.get(graph, ())
-        if graph in TIMED_ON_CPU and chosen.startswith("int8") and any(f in variants[graph] for f in cpu_forms):
-            passing = {r.precision for r in results if r.graph == graph and r.passed} | {"fp32"}
-            timed = {m: p for m, p in variants[graph].items() if m in passing and m in ("fp32", "int8", *cpu_forms)}
-            if len(timed) > 1:  # else no INT8 form passed: nothing to race FP32 against (the forced pick stands)
-                fastest, timings = fastest_variant(timed, feeds[graph][:3])
-                progress.step(f"{graph} CPU ms: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
-                if fastest != "fp32" or config.precision == "auto":
-                    chosen = fastest
+        cpu_bundle = any(form in variants[graph] for form in CPU_FORMS.get(graph, ()))  # --target cpu (Jetson: TensorRT decides)
+        racers = _racers(graph, chosen, results, variants[graph]) if graph in TIMED_ON_CPU and cpu_bundle and chosen.startswith("int8") else []
+        if len(racers) > 1:  # else no other form is eligible: nothing to race (a forced pick stands)
+            if graph == "gpt_decode_step":
+                fastest, timings = _fastest_gpt_form(racers, variants, feeds, passed_prefill={
+                    r.precision for r in results if r.graph == "gpt_prefill" and r.passed} | {"fp32"}, forced=config.precision == "int8")
+                unit = "ms per sentence (prefill + %d steps)" % SENTENCE_TOKENS
+            else:
+                fastest, timings = fastest_variant({m: variants[graph][m] for m in racers}, feeds[graph][:3])
+                unit = "CPU ms"
+            progress.step(f"{graph} {unit}: " + " ".join(f"{k}={v:.2f}" for k, v in timings.items()) + f" -> {fastest}")
+            if fastest != "fp32" or config.precision == "auto":
+                chosen = fastest
         choices[graph] = chosen
     passed = {(r.graph, r.precision) for r in results if r.passed}
     shared = choices.get("gpt_decode_step")

@@ -346,13 +346,13 @@ def graph_size_bytes(path: str | os.PathLike) -> int:
 
 
 def time_graph_ms(path: str | os.PathLike, feeds: Sequence[Mapping[str, np.ndarray]], repeats: int = 5, threads: int = 0) -> float:
-    """Median wall time of one run over `feeds` on ONNX Runtime CPU, in milliseconds (after one warm-up pass)."""
+    """Median wall time of one run over `feeds` on ONNX Runtime CPU, in milliseconds (after one warm-up pass), with
+    the runtime's session settings (`threads` intra-op threads, 0 = all cores; spinning as the box has it)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    from runtime.synth.runner import session_options
+
+    session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     prepared = [{k: v for k, v in feed.items() if k in names} for feed in feeds]
     for feed in prepared:
@@ -399,18 +399,25 @@ def split_calibration(items: Sequence, every: int = HELD_OUT_EVERY) -> tuple[lis
     return calibration, held_out
 
 
-def fastest_variant(
-    variants: Mapping[str, str | os.PathLike], feeds: Sequence[Mapping[str, np.ndarray]], repeats: int = 5, min_gain: float = 0.9
-) -> tuple[str, dict[str, float]]:
-    """Time each variant (`{"fp32": path, "int8_dynamic": path, ...}`) on ONNX Runtime CPU; return (choice, ms by variant).
-
-    A variant replaces "fp32" only when it takes at most `min_gain` of FP32's time: the choice is measured, not
-    assumed (static Q/DQ MatMul is several times slower than FP32 on x86 CPUs without VNNI).
-    """
-    timings = {name: time_graph_ms(path, feeds, repeats) for name, path in variants.items()}
+def pick_fastest(timings: Mapping[str, float], min_gain: float = 0.9) -> str:
+    """The variant with the least time; "fp32" (when timed) unless the best takes at most `min_gain` of its time."""
     baseline = timings.get("fp32")
     best = min(timings, key=timings.get)
     if baseline is not None and timings[best] > min_gain * baseline:
         best = "fp32"
     _LOGGER.info("cpu timing %s choice=%s", " ".join(f"{k}_ms={v:.3f}" for k, v in timings.items()), best)
-    return best, timings
+    return best
+
+
+def fastest_variant(
+    variants: Mapping[str, str | os.PathLike], feeds: Sequence[Mapping[str, np.ndarray]], repeats: int = 5,
+    min_gain: float = 0.9, threads: int = 0,
+) -> tuple[str, dict[str, float]]:
+    """Time each variant (`{"fp32": path, "int8_dynamic": path, ...}`) on ONNX Runtime CPU with `threads` intra-op
+    threads; return (choice, ms by variant).
+
+    A variant replaces "fp32" only when it takes at most `min_gain` of FP32's time: the choice is measured, not
+    assumed (static Q/DQ MatMul is several times slower than FP32 on x86 CPUs without VNNI).
+    """
+    timings = {name: time_graph_ms(path, feeds, repeats, threads) for name, path in variants.items()}
+    return pick_fastest(timings, min_gain), timings

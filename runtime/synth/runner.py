@@ -80,7 +80,8 @@ def check_precision_supported(graph: str, precision: str, bundle_dir: str | os.P
         )
 
 
-def _session_options(intra_op_threads: int, allow_spinning: bool):
+def session_options(intra_op_threads: int, allow_spinning: bool = DEFAULT_ALLOW_SPINNING):
+    """The runtime's ORT settings for a session (the build times its candidate graphs under the same ones)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -104,7 +105,7 @@ def _shared_session(path: Path, providers: tuple[str, ...], intra_op_threads: in
             return holder
         try:
             session = ort.InferenceSession(
-                str(path), sess_options=_session_options(intra_op_threads, allow_spinning), providers=list(providers)
+                str(path), sess_options=session_options(intra_op_threads, allow_spinning), providers=list(providers)
             )
         except Exception as exc:  # ORT raises its own exception types for corrupt or unsupported graphs
             raise SynthesisError(f"ONNX Runtime cannot load graph {path}: {exc}") from exc

@@ -112,3 +112,63 @@ def test_named_gpt_cpu_form_needs_a_cpu_int8_build(tiny_checkpoints, tmp_path, t
     with pytest.raises(ExportError, match="--gpt-cpu-form int8_block needs --target cpu"):
         build_bundle(config, Progress(enabled=False))
     assert not (tmp_path / "b").exists()
+
+
+def _result(graph, precision, passed, failures=(), **metrics):
+    from export.fidelity import FidelityResult
+
+    return FidelityResult(graph, precision, "gpt", metrics, passed, tuple(failures))
+
+
+def test_failed_checks_are_the_failure_names_without_their_values():
+    from export.fidelity import failed_checks
+
+    result = _result("g", "int8", False, ("token agreement 0.951 < 0.98", "logit rel RMS 0.0612 > 0.05", "SNR -3.0 dB < 25.0 dB"))
+    assert failed_checks(result) == {"token agreement", "logit rel RMS", "SNR"}
+
+
+def test_cpu_race_is_between_passing_forms_or_between_forms_the_gate_judged_alike():
+    """Forms that passed race FP32; when none passed and INT8 was forced, only the forms that failed the same checks
+    as the nearest one race (never FP32, never a form that failed more)."""
+    from export.precision import _racers
+
+    variants = {m: f"{m}.onnx" for m in ("fp32", "int8", "int8_dynamic", "int8_block")}
+    agreement = "token agreement 0.95 < 0.98"
+    passing = [_result("gpt_decode_step", "fp32", True), _result("gpt_decode_step", "int8", False, (agreement,)),
+               _result("gpt_decode_step", "int8_dynamic", True), _result("gpt_decode_step", "int8_block", True)]
+    assert _racers("gpt_decode_step", "int8_block", passing, variants) == ["fp32", "int8_dynamic", "int8_block"]
+    failing = [_result("gpt_decode_step", "fp32", True),
+               _result("gpt_decode_step", "int8", False, (agreement, "logit rel RMS 0.06 > 0.05")),
+               _result("gpt_decode_step", "int8_dynamic", False, ("token agreement 0.934 < 0.98",)),
+               _result("gpt_decode_step", "int8_block", False, ("token agreement 0.951 < 0.98",))]
+    assert _racers("gpt_decode_step", "int8_block", failing, variants) == ["int8_dynamic", "int8_block"]
+    assert _racers("gpt_decode_step", "int8", failing, variants) == ["int8"]  # nothing else failed just as it did
+
+
+def test_gpt_form_race_times_a_sentence_not_a_step(monkeypatch):
+    """The GPT's form is picked by prefill + SENTENCE_TOKENS steps, the step timed on the runtime's decode-step threads:
+    a form with the faster step but a much slower prefill loses."""
+    from export import precision
+    from runtime.synth.voice_engine import decode_step_threads
+
+    times = {"prefill.block": 440.0, "step.block": 10.0, "prefill.dynamic": 100.0, "step.dynamic": 13.0,
+             "prefill.fp32": 330.0, "step.fp32": 27.0}
+    threads_seen = {}
+
+    def fake_time(path, feeds, repeats=5, threads=0):
+        threads_seen[path] = threads
+        return times[path]
+
+    monkeypatch.setattr(precision, "time_graph_ms", fake_time)
+    variants = {"gpt_prefill": {"fp32": "prefill.fp32", "int8_block": "prefill.block", "int8_dynamic": "prefill.dynamic"},
+                "gpt_decode_step": {"fp32": "step.fp32", "int8_block": "step.block", "int8_dynamic": "step.dynamic"}}
+    feeds = {"gpt_prefill": [{}], "gpt_decode_step": [{}]}
+    best, timings = precision._fastest_gpt_form(["fp32", "int8_block", "int8_dynamic"], variants, feeds,
+                                                passed_prefill={"fp32", "int8_block", "int8_dynamic"}, forced=False)
+    n = precision.SENTENCE_TOKENS
+    assert timings == {"fp32": 330 + n * 27.0, "int8_block": 440 + n * 10.0, "int8_dynamic": 100 + n * 13.0}
+    assert best == "int8_dynamic"
+    assert threads_seen["step.block"] == decode_step_threads() and threads_seen["prefill.block"] == 0
+    # a prefill form that neither passed nor was forced is timed as the FP32 prefill it would ship with
+    _, timings = precision._fastest_gpt_form(["int8_dynamic"], variants, feeds, passed_prefill={"fp32"}, forced=False)
+    assert timings == {"int8_dynamic": 330 + n * 13.0}
