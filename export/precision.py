@@ -234,13 +234,14 @@ def apply_precision(staging: Path, graphs: dict[str, dict], gpt, sovits, config,
     """Lower the runtime graphs in place in `staging` per `config.precision`; record fidelity in graphs + fidelity.json."""
     quiet = _QuietQuantizerAdvice()
     root = logging.getLogger()
-    for handler in root.handlers:
-        handler.addFilter(quiet)
+    filtered = [root, *root.handlers]  # the root logger itself too: with no handler, Python's last resort prints it
+    for where in filtered:
+        where.addFilter(quiet)
     try:
         _apply_precision(staging, graphs, config, progress)
     finally:
-        for handler in root.handlers:
-            handler.removeFilter(quiet)
+        for where in filtered:
+            where.removeFilter(quiet)
 
 
 def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -> None:
