@@ -171,3 +171,73 @@ def test_an_accepted_voice_install_resumes_after_a_restart(service):
         assert event["state"] == "failed" and event["reason"]  # this box has no bundle: the install ran and said why
     finally:
         again.stop()
+
+
+class FakeJetsonGpio:
+    """The true edge (no GPIO header here): Jetson.GPIO's calls, recorded; `edge` plays the library's event thread."""
+
+    BOARD, IN, FALLING = "BOARD", "IN", "FALLING"
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+        self.callbacks: dict[int, object] = {}
+
+    def setmode(self, mode):
+        self.calls.append(("setmode", mode))
+
+    def setup(self, pin, direction):
+        self.calls.append(("setup", pin, direction))
+
+    def add_event_detect(self, pin, edge, callback, bouncetime):
+        self.calls.append(("add_event_detect", pin, edge, bouncetime))
+        self.callbacks[pin] = callback
+
+    def remove_event_detect(self, pin):
+        self.calls.append(("remove_event_detect", pin))
+        self.callbacks.pop(pin, None)
+
+    def cleanup(self, pin):
+        self.calls.append(("cleanup", pin))
+
+    def edge(self, pin):
+        import threading
+
+        thread = threading.Thread(target=self.callbacks[pin], args=(pin,))
+        thread.start()
+        thread.join(timeout=10)
+
+
+def test_a_falling_edge_on_the_gpio_pin_plays_its_standard_alert(tmp_path, monkeypatch):
+    """`local_trigger.gpio_pin`: the service arms the pin (BOARD numbering, falling edge, debounced) on start, an edge
+    queues and plays the configured standard alert, and stop releases the pin."""
+    import sys
+    import types
+
+    gpio = FakeJetsonGpio()
+    package = types.ModuleType("Jetson")
+    package.GPIO = gpio
+    monkeypatch.setitem(sys.modules, "Jetson", package)
+    monkeypatch.setitem(sys.modules, "Jetson.GPIO", gpio)
+    generate_keypair(tmp_path / "trusted", "op")
+    config = config_from_dict({
+        "box_id": BOX,
+        "store": {"path": str(tmp_path / "c.db")},
+        "security": {"trusted_keys_dir": str(tmp_path / "trusted")},
+        "playback": {"sample_rate_hz": 16000},
+        "audio": {"sink": "null", "realtime": True},
+        "telemetry": {"interval_s": 3600.0},
+        "standard_alerts": [{"name": "evacuate", "text": "Evacuate now.", "status": "Actual", "repeat": 1}],
+        "local_trigger": {"gpio_pin": 7, "gpio_alert": "evacuate"},
+    })
+    publisher = RecordingPublisher()
+    running = Service(config, publisher=publisher, sink=TimedSink())
+    running.start()
+    try:
+        assert ("setmode", "BOARD") in gpio.calls and ("setup", 7, "IN") in gpio.calls
+        assert any(c[:3] == ("add_event_detect", 7, "FALLING") for c in gpio.calls)
+        gpio.edge(7)
+        queued = publisher.wait(lambda t, e: t == TOPICS.ack and e["state"] == "queued" and str(e["id"]).startswith("local-evacuate-"))
+        publisher.wait_ack(queued["id"], "done")
+    finally:
+        running.stop()
+    assert ("remove_event_detect", 7) in gpio.calls and ("cleanup", 7) in gpio.calls
