@@ -19,14 +19,11 @@ from typing import Callable, Final, Optional
 
 from export.checkpoints import load_gpt_checkpoint, load_sovits_checkpoint, load_state_strict
 from export.errors import ExportError
+from runtime.bundle.build_choices import GPT_CPU_FORMS as NAMED_GPT_CPU_FORMS, PRECISIONS, TARGETS
 
 _LOGGER = logging.getLogger(__name__)
 
-PRECISIONS: Final = ("fp32", "fp16", "int8", "auto")
-TARGETS: Final = ("jetson", "cpu")  # jetson: every graph TensorRT-loadable; cpu: dynamic INT8 allowed for the decode step
-# The INT8 form of both GPT graphs on a `cpu` bundle: `auto` times the forms on the build machine; name one when the
-# box's CPU differs from it (block-wise `int8_block` is faster with VNNI, `int8_dynamic` on AVX2-only x86).
-GPT_CPU_FORMS: Final = ("auto", "int8_block", "int8_dynamic")
+GPT_CPU_FORMS: Final = ("auto", *NAMED_GPT_CPU_FORMS)  # auto: the build machine times the forms
 DEFAULT_KV_CAPACITY: Final = 2048  # prompt + target phones + prompt tokens + up to 1500 generated tokens
 MODEL_VERSION: Final = "v2"
 

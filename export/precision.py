@@ -29,6 +29,7 @@ import numpy as np
 from export.errors import ExportError
 from export.fidelity import FidelityResult, failed_checks, fp32_result, gate, measure_fidelity
 from export.quantize import KEEP_FLOAT, fastest_variant, load_calibration_texts, pick_fastest, quantize_graph, split_calibration, time_graph_ms
+from runtime.bundle.build_choices import GPT_CPU_FORMS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -148,8 +149,8 @@ TIMED_ON_CPU: Final = ("gpt_decode_step", "sovits_decoder")
 SENTENCE_TOKENS: Final = 75  # decode steps per prefill when the GPT's forms are timed (a ~3 s sentence, 25 tokens/s)
 GPT_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step")
 CPU_FORMS: Final = {
-    "gpt_prefill": ("int8_dynamic", "int8_block"),
-    "gpt_decode_step": ("int8_dynamic", "int8_block"),
+    "gpt_prefill": GPT_CPU_FORMS,
+    "gpt_decode_step": GPT_CPU_FORMS,
     "sovits_decoder": ("int8_cpu",),
 }
 

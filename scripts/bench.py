@@ -34,6 +34,8 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from runtime.bundle.build_choices import GPT_CPU_FORMS  # noqa: E402  (after the path: the repo's runtime, torch-free)
+
 GENIE_VERSION = "2.0.2"
 VOICE = "bench"
 REF_TEXT = "Attention please, the train is arriving."
@@ -524,7 +526,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="scratch folder for checkpoints, bundles, genie venv")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json/.md/.png go")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all cores)")
-    parser.add_argument("--gpt-cpu-form", action="append", default=[], choices=("int8_block", "int8_dynamic"),
+    parser.add_argument("--gpt-cpu-form", action="append", default=[], choices=GPT_CPU_FORMS,
                         help="also time an INT8 bundle built with this GPT CPU form (repeatable)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the least disturbed one counts per figure")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "RESULT"), help=argparse.SUPPRESS)

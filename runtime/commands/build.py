@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from runtime.bundle.build_choices import GPT_CPU_FORMS, PRECISIONS, TARGETS
 from runtime.errors import ConfigError
 
 
@@ -19,11 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpt", type=Path, required=True, help="GPT (s1) checkpoint, e.g. GPT_weights_v2/name-e15.ckpt")
     parser.add_argument("--sovits", type=Path, required=True, help="SoVITS (s2) weights, e.g. SoVITS_weights_v2/name_e8_s200.pth")
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to create")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "auto"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="graph precision; auto picks INT8 per graph only where the fidelity gate passes")
-    parser.add_argument("--target", default="jetson", choices=("jetson", "cpu"),
-                        help="jetson: every graph loadable by TensorRT; cpu: dynamic INT8 for the decode step where faster")
-    parser.add_argument("--gpt-cpu-form", default="auto", choices=("auto", "int8_block", "int8_dynamic"),
+    parser.add_argument("--target", default="jetson", choices=TARGETS,
+                        help="jetson: every graph loadable by TensorRT; cpu: ONNX Runtime's CPU INT8 forms too, kept where "
+                        "measured faster inside the fidelity gate")
+    parser.add_argument("--gpt-cpu-form", default="auto", choices=("auto", *GPT_CPU_FORMS),
                         help="INT8 form of the GPT graphs on a cpu bundle: auto times them on this machine; name one for a "
                         "box whose CPU differs (measured: int8_block on x86 with VNNI, int8_dynamic on AVX2-only x86)")
     parser.add_argument("--bert", type=Path, default=None,
