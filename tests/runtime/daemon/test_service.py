@@ -70,11 +70,9 @@ class RecordingPublisher:
                 return event
 
 
-@pytest.fixture
-def service(tmp_path):
+def service_config(tmp_path, **extra):
+    """A box with a trusted operator key (its private half returned), a null realtime sink and one standard alert."""
     private, _ = generate_keypair(tmp_path / "trusted", "op")
-    key = load_private_key(private)
-    private.rename(tmp_path / "op.key")
     config = config_from_dict(
         {
             "box_id": BOX,
@@ -84,8 +82,17 @@ def service(tmp_path):
             "audio": {"sink": "null", "realtime": True},
             "telemetry": {"interval_s": 3600.0},
             "standard_alerts": [{"name": "evacuate", "text": "Evacuate now.", "status": "Actual", "repeat": 1}],
+            **extra,
         }
     )
+    return config, private
+
+
+@pytest.fixture
+def service(tmp_path):
+    config, private = service_config(tmp_path)
+    key = load_private_key(private)
+    private.rename(tmp_path / "op.key")
     publisher = RecordingPublisher()
     sink = TimedSink()
     running = Service(config, publisher=publisher, sink=sink)
@@ -218,17 +225,7 @@ def test_a_falling_edge_on_the_gpio_pin_plays_its_standard_alert(tmp_path, monke
     package.GPIO = gpio
     monkeypatch.setitem(sys.modules, "Jetson", package)
     monkeypatch.setitem(sys.modules, "Jetson.GPIO", gpio)
-    generate_keypair(tmp_path / "trusted", "op")
-    config = config_from_dict({
-        "box_id": BOX,
-        "store": {"path": str(tmp_path / "c.db")},
-        "security": {"trusted_keys_dir": str(tmp_path / "trusted")},
-        "playback": {"sample_rate_hz": 16000},
-        "audio": {"sink": "null", "realtime": True},
-        "telemetry": {"interval_s": 3600.0},
-        "standard_alerts": [{"name": "evacuate", "text": "Evacuate now.", "status": "Actual", "repeat": 1}],
-        "local_trigger": {"gpio_pin": 7, "gpio_alert": "evacuate"},
-    })
+    config, _ = service_config(tmp_path, local_trigger={"gpio_pin": 7, "gpio_alert": "evacuate"})
     publisher = RecordingPublisher()
     running = Service(config, publisher=publisher, sink=TimedSink())
     running.start()
