@@ -112,13 +112,13 @@ class PackedSelfAttention(nn.Module):
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         return q, k, v
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, keep: Tensor) -> Tensor:
-        """q [1,Lq,D], k/v [1,Lk,D], keep bool [Lq,Lk] (True = may attend) → [1,Lq,D] after out_proj."""
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+        """q [1,Lq,D], k/v [1,Lk,D], bias [Lq,Lk] (`attention_bias`: 0 = may attend) → [1,Lq,D] after out_proj."""
         qh = q.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         kh = k.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         vh = v.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         scores = torch.matmul(qh, kh.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
-        scores = torch.where(keep, scores, torch.full_like(scores, MASKED_SCORE))
+        scores = scores + bias
         out = torch.matmul(torch.softmax(scores, dim=-1), vh)
         return self.out_proj(out.transpose(1, 2).reshape(1, -1, self.dim))
 
@@ -135,13 +135,13 @@ class DecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
     def forward(
-        self, x: Tensor, keep: Tensor, k_past: Tensor | None = None, v_past: Tensor | None = None
+        self, x: Tensor, bias: Tensor, k_past: Tensor | None = None, v_past: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns the block output and the K/V rows of `x` alone (what a cache stores)."""
         q, k, v = self.self_attn.project(x)
         k_all = k if k_past is None else torch.cat([k_past, k], dim=1)
         v_all = v if v_past is None else torch.cat([v_past, v], dim=1)
-        x = self.norm1(x + self.self_attn.attend(q, k_all, v_all, keep))
+        x = self.norm1(x + self.self_attn.attend(q, k_all, v_all, bias))
         x = self.norm2(x + self.linear2(F.relu(self.linear1(x))))
         return x, k, v
 
@@ -150,6 +150,14 @@ class LayerStack(nn.Module):
     def __init__(self, n_layer: int, dim: int, heads: int, ffn_dim: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(DecoderLayer(dim, heads, ffn_dim) for _ in range(n_layer))
+
+
+def attention_bias(keep: Tensor) -> Tensor:
+    """Bool mask (True = may attend) → the additive mask the attention adds to its scores: 0 where kept, the masked
+    score elsewhere. Built once per pass and added in every layer: exactly the official masked fill for finite scores
+    (s + 0 = s; s + MASKED_SCORE rounds to MASKED_SCORE), and one broadcast Add per layer in the exported graphs
+    instead of a Where over a freshly filled tensor (which took a fifth of the INT8 prefill in ORT)."""
+    return torch.zeros(keep.shape, dtype=torch.float32).masked_fill(~keep, MASKED_SCORE)
 
 
 def prefill_keep_mask(text_len: int | Tensor, audio_len: int | Tensor) -> Tensor:
@@ -197,10 +205,10 @@ class Text2SemanticModel(nn.Module):
     def prefill(self, phones: Tensor, bert: Tensor, prompt_tokens: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Returns logits [1,V] of the last position and per-layer K, V [1,X+P,D]."""
         x = self.embed_prefix(phones, bert, prompt_tokens)
-        keep = prefill_keep_mask(phones.shape[1], prompt_tokens.shape[1])
+        bias = attention_bias(prefill_keep_mask(phones.shape[1], prompt_tokens.shape[1]))
         k_list, v_list = [], []
         for layer in self.h.layers:
-            x, k, v = layer(x, keep)
+            x, k, v = layer(x, bias)
             k_list.append(k)
             v_list.append(v)
         return self.ar_predict_layer(x[:, -1]), k_list, v_list
@@ -218,10 +226,10 @@ class Text2SemanticModel(nn.Module):
         x = self.ar_audio_position(x, audio_position)
         capacity = k_caches[0].shape[1]
         cols = torch.arange(capacity + 1)
-        keep = ((cols < kv_len) | (cols == capacity)).unsqueeze(0)
+        bias = attention_bias(((cols < kv_len) | (cols == capacity)).unsqueeze(0))
         k_list, v_list = [], []
         for layer, k_past, v_past in zip(self.h.layers, k_caches, v_caches):
-            x, k, v = layer(x, keep, k_past, v_past)
+            x, k, v = layer(x, bias, k_past, v_past)
             k_list.append(k)
             v_list.append(v)
         return self.ar_predict_layer(x[:, -1]), k_list, v_list

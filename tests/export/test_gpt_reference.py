@@ -12,7 +12,9 @@ import torch
 from export.reference.gpt import (
     FULL_GPT_CONFIG,
     TINY_GPT_CONFIG,
+    MASKED_SCORE,
     Text2SemanticModel,
+    attention_bias,
     build_model,
     make_random_state_dict,
     prefill_keep_mask,
@@ -128,6 +130,15 @@ def test_prefill_mask_text_bidirectional_audio_causal():
         [1, 1, 1, 1, 1],
     ], dtype=torch.bool)
     assert torch.equal(keep, expected)
+
+
+def test_the_additive_bias_gives_exactly_the_masked_fill_softmax():
+    keep = prefill_keep_mask(3, 2)
+    bias = attention_bias(keep)
+    assert torch.equal(bias[keep], torch.zeros(int(keep.sum()))) and torch.all(bias[~keep] == MASKED_SCORE)
+    scores = torch.randn(1, 2, 5, 5) * 30.0
+    filled = torch.where(keep, scores, torch.full_like(scores, MASKED_SCORE))
+    assert torch.equal(torch.softmax(scores + bias, dim=-1), torch.softmax(filled, dim=-1))
 
 
 def test_random_tiny_model_does_not_stop_at_once():
