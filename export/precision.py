@@ -231,6 +231,18 @@ def _fastest_gpt_form(
     return pick_fastest(timings), timings
 
 
+def prefill_form(step: str, prefill: str, prefill_variants: Mapping[str, Path], may_share: bool, step_raced: bool) -> str:
+    """The form the prefill ships in, given the decode step's. Where the step took a CPU form the prefill may take
+    too (that form passed the prefill's gate, or INT8 was forced), the prefill shares it: the same quantized bytes in
+    both graphs, so the GPT is stored once. Where the CPU race put the step in FP32, the prefill ships FP32 as well:
+    that is the pair the race timed, and one FP32 copy of the GPT instead of an FP32 one plus an INT8 one."""
+    if step in CPU_FORMS["gpt_prefill"] and step in prefill_variants and may_share:
+        return step
+    if step == "fp32" and step_raced:
+        return "fp32"
+    return prefill
+
+
 def apply_precision(staging: Path, graphs: dict[str, dict], gpt, sovits, config, progress) -> None:
     """Lower the runtime graphs in place in `staging` per `config.precision`; record fidelity in graphs + fidelity.json."""
     quiet = _QuietQuantizerAdvice()
@@ -264,6 +276,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             variants[graph][mode] = out
     report = gate(results)
     choices: dict[str, str] = {}
+    raced: set[str] = set()
     for graph in LOWERED_GRAPHS:
         chosen = report.chosen.get(graph, "fp32")
         if config.precision in ("int8", "fp16") and chosen == "fp32":
@@ -273,6 +286,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
         cpu_bundle = any(form in variants[graph] for form in CPU_FORMS.get(graph, ()))  # --target cpu (Jetson: TensorRT decides)
         racers = _racers(graph, chosen, results, variants[graph]) if graph in TIMED_ON_CPU and cpu_bundle and chosen.startswith("int8") else []
         if len(racers) > 1:  # else no other form is eligible: nothing to race (a forced pick stands)
+            raced.add(graph)
             if graph == "gpt_decode_step":
                 fastest, timings = _fastest_gpt_form(racers, variants, feeds, passed_prefill={
                     r.precision for r in results if r.graph == "gpt_prefill" and r.passed} | {"fp32"}, forced=config.precision == "int8")
@@ -285,13 +299,11 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
                 chosen = fastest
         choices[graph] = chosen
     passed = {(r.graph, r.precision) for r in results if r.passed}
-    shared = choices.get("gpt_decode_step")
-    if (
-        shared in CPU_FORMS["gpt_prefill"]
-        and shared in variants["gpt_prefill"]
-        and (("gpt_prefill", shared) in passed or config.precision == "int8")
-    ):
-        choices["gpt_prefill"] = shared  # the same quantized bytes in both graphs: the GPT is stored once
+    step = choices["gpt_decode_step"]
+    choices["gpt_prefill"] = prefill_form(
+        step, choices["gpt_prefill"], variants["gpt_prefill"],
+        may_share=("gpt_prefill", step) in passed or config.precision == "int8", step_raced="gpt_decode_step" in raced,
+    )
     for graph, chosen in choices.items():
         target = staging / graphs[graph]["file"]
         if chosen != "fp32":

@@ -172,3 +172,17 @@ def test_gpt_form_race_times_a_sentence_not_a_step(monkeypatch):
     # a prefill form that neither passed nor was forced is timed as the FP32 prefill it would ship with
     _, timings = precision._fastest_gpt_form(["int8_dynamic"], variants, feeds, passed_prefill={"fp32"}, forced=False)
     assert timings == {"int8_dynamic": 330 + n * 13.0}
+
+
+def test_the_prefill_shares_the_steps_form_or_follows_a_step_the_race_put_in_fp32():
+    from export.precision import prefill_form
+
+    variants = {m: f"{m}.onnx" for m in ("fp32", "int8", "int8_dynamic", "int8_block")}
+    # the step's CPU form, where the prefill may take it: one quantized copy of the GPT for both graphs
+    assert prefill_form("int8_dynamic", "int8", variants, may_share=True, step_raced=True) == "int8_dynamic"
+    assert prefill_form("int8_dynamic", "int8", variants, may_share=False, step_raced=True) == "int8"
+    # the race timed an FP32 step with an FP32 prefill: ship that pair (not FP32 + a passing INT8 prefill)
+    assert prefill_form("fp32", "int8_dynamic", variants, may_share=True, step_raced=True) == "fp32"
+    # no race (a Jetson bundle, or nothing else was eligible): the prefill keeps its own gate's choice
+    assert prefill_form("fp32", "int8", variants, may_share=True, step_raced=False) == "int8"
+    assert prefill_form("int8", "int8", variants, may_share=True, step_raced=False) == "int8"
