@@ -17,11 +17,13 @@ from runtime.daemon.chime import chime, silence
 from runtime.daemon.envelope import AlertCommand, SpeakCommand
 from runtime.daemon.prerendered import PrerenderedAlerts
 from runtime.errors import SkyvoiceError
+from runtime.synth.run_ahead import AheadStream, StopSignal
 from runtime.synth.synthesizer import AudioChunk, SynthesisOptions, Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 
 CHUNK_SECONDS: Final = 0.05
+AUDIO_CHUNKS_AHEAD: Final = 1200  # chunks produced ahead of the sink (a minute of 50 ms chunks; speech pieces are longer)
 REPEAT_GAP_SECONDS: Final = 0.8
 STATUS_WORDING: Final = {
     "Test": ("This is a test.", "This was only a test."),
@@ -86,13 +88,20 @@ class Player:
         if is_alert:
             volume = max(volume, self.config.emergency_volume_pct)
         self.first_audio_at = None
-        return self.playback.play(
-            self._timed(self._chunks(command, cancel)),
-            emergency=is_alert and command.status == "Actual",
-            zones=envelope.zones or None,  # none given: the box's amplifier.all_zones
-            volume_pct=volume,
-            cancel=cancel,
-        )
+        # The audio is produced from now on, in its own thread, while the sequencer powers the amplifier up, waits
+        # out its warm-up and sets zones and volume: synthesis overlaps all that (and the chime) instead of starting
+        # when the sink asks for the first chunk, and what it makes meanwhile is a buffer against stalls.
+        audio = AheadStream(lambda stop: self._chunks(command, stop), name="announcement-audio", max_ahead=AUDIO_CHUNKS_AHEAD, cancel=cancel)
+        try:
+            return self.playback.play(
+                self._timed(audio),
+                emergency=is_alert and command.status == "Actual",
+                zones=envelope.zones or None,  # none given: the box's amplifier.all_zones
+                volume_pct=volume,
+                cancel=cancel,
+            )
+        finally:
+            audio.close()  # a playback that ended early (cancelled, amplifier fault) stops the synthesis too
 
     def _timed(self, chunks: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
         for chunk in chunks:
@@ -100,7 +109,9 @@ class Player:
                 self.first_audio_at = time.time()
             yield chunk
 
-    def _chunks(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> Iterator[AudioChunk]:
+    def _chunks(self, command: AlertCommand | SpeakCommand, cancel: StopSignal) -> Iterator[AudioChunk]:
+        """Chime, speech and repeats, made in the `AheadStream`'s thread; `cancel` is its stop signal (set by the
+        command's cancel event or by the stream's close)."""
         rate = self.config.sample_rate_hz
         with_chime = isinstance(command, AlertCommand) and command.chime
         for index in range(command.envelope.repeat):
@@ -113,7 +124,7 @@ class Player:
             yield from self._speech(command, cancel)
         yield AudioChunk(np.zeros(0, dtype=np.float32), rate, is_last=True)
 
-    def _speech(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> Iterator[AudioChunk]:
+    def _speech(self, command: AlertCommand | SpeakCommand, cancel: StopSignal) -> Iterator[AudioChunk]:
         rate = self.config.sample_rate_hz
         prerendered = self.prerendered.lookup(command.text, command.lang) if isinstance(command, AlertCommand) else None
         if prerendered is not None:
@@ -142,7 +153,7 @@ class Player:
             raise PlaybackFailed(f"no voice could speak command {command.envelope.id}: {exc}") from exc
         yield from self._split(resample(audio, audio_rate, rate), cancel)
 
-    def _split(self, samples: np.ndarray, cancel: threading.Event) -> Iterator[AudioChunk]:
+    def _split(self, samples: np.ndarray, cancel: StopSignal) -> Iterator[AudioChunk]:
         rate = self.config.sample_rate_hz
         step = max(1, int(rate * CHUNK_SECONDS))
         for start in range(0, len(samples), step):

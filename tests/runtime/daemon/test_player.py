@@ -18,6 +18,7 @@ from runtime.daemon.player import Player, PlayerConfig, announcement_text
 from runtime.daemon.prerendered import PrerenderedAlerts, StandardAlert
 from runtime.daemon.paced_sink import PacedSink
 from runtime.errors import SynthesisError
+from runtime.synth.synthesizer import AudioChunk
 
 RATE = 16000
 
@@ -150,3 +151,71 @@ def test_cancel_stops_a_paced_playback_within_200_ms(espeak, make_player):
     thread.join(timeout=5)
     assert not result["completed"]
     assert result["ended"] - cancelled_at < 0.2
+
+
+class CountingVoice:
+    """A neural voice at the true edge: `started` when synthesis begins; then short pieces until cancelled or `pieces`
+    are out; `ended` when its generator is done or closed."""
+
+    sample_rate_hz = RATE
+
+    def __init__(self, pieces=20):
+        self.pieces = pieces
+        self.started, self.ended = threading.Event(), threading.Event()
+
+    def synthesize(self, text, *, voice, lang, options, cancel):
+        self.started.set()
+        try:
+            for _ in range(self.pieces):
+                if cancel.is_set():
+                    return
+                yield AudioChunk(np.full(RATE // 10, 0.1, dtype=np.float32), RATE)
+        finally:
+            self.ended.set()
+
+
+class WaitingAmplifier(NullAmplifier):
+    """Unmutes only once synthesis has begun (or 10 s passed): proves the audio is made while the amplifier gets ready."""
+
+    def __init__(self, voice, fault=None):
+        super().__init__()
+        self.voice, self.fault = voice, fault
+        self.synthesis_began_first = None
+
+    def power_on(self):
+        if self.fault is not None:
+            self.voice.started.wait(10)  # fail once the synthesis is under way: it must then be stopped
+            raise self.fault
+        super().power_on()
+
+    def unmute(self):
+        self.synthesis_began_first = self.voice.started.wait(10)
+        super().unmute()
+
+
+def test_synthesis_starts_while_the_amplifier_gets_ready_not_after(espeak, make_player):
+    voice = CountingVoice()
+    amplifier, sink = WaitingAmplifier(voice), RecordingSink()
+    command = parse_document(alert_doc("Fire in the engine room.", status="Actual"), "alert")
+    assert make_player(sink, espeak, amplifier, neural=lambda: voice).play(command, threading.Event())
+    assert amplifier.synthesis_began_first is True
+    speech = sink.audio()[len(chime(RATE)):]
+    assert np.count_nonzero(np.isclose(speech, 0.1)) == voice.pieces * (RATE // 10)  # every piece played, in full
+    assert not _alive("announcement-audio")
+
+
+def test_a_playback_that_fails_before_the_sink_stops_the_synthesis_it_started(espeak):
+    from device.errors import AmplifierFault
+
+    voice = CountingVoice(pieces=100_000)
+    amplifier = WaitingAmplifier(voice, fault=AmplifierFault("no answer from the amplifier"))
+    config = PlaybackConfig(sample_rate_hz=RATE, play_without_amplifier=False)
+    with PlaybackSequencer(amplifier, RecordingSink(), config) as sequencer:
+        player = Player(sequencer, espeak, neural=lambda: voice, config=PlayerConfig(sample_rate_hz=RATE))
+        with pytest.raises(AmplifierFault):
+            player.play(parse_document(speak_doc("The ferry leaves in ten minutes."), "speak"), threading.Event())
+    assert voice.started.is_set() and voice.ended.is_set() and not _alive("announcement-audio")
+
+
+def _alive(name):
+    return any(t.name == name and t.is_alive() for t in threading.enumerate())
