@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Final, Iterator, Optional
 
 import numpy as np
 
 from runtime.daemon.chime import chime, silence
 from runtime.daemon.envelope import AlertCommand, SpeakCommand
+from runtime.daemon.playout import PlayoutHold
 from runtime.daemon.prerendered import PrerenderedAlerts
 from runtime.errors import SkyvoiceError
 from runtime.synth.run_ahead import AheadStream, StopSignal
@@ -42,6 +43,24 @@ class PlayerConfig:
     emergency_volume_pct: int = 90
     default_voice: Optional[str] = None
     synthesis: Optional[SynthesisOptions] = None  # None: the voice's defaults
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A chunk on its way from the producer thread to the sink: when it was made, and whether it opens the speech."""
+
+    chunk: AudioChunk
+    made_at: float
+    opens_speech: bool = False
+
+
+@dataclass
+class _Announcement:
+    """What one play() learns while its audio is made: the neural speech's (made_at, seconds) per piece of the first
+    rendition, and whether the neural voice made all of it."""
+
+    timeline: list = field(default_factory=list)
+    neural_complete: bool = False
 
 
 def announcement_text(command: AlertCommand | SpeakCommand) -> str:
@@ -73,6 +92,7 @@ class Player:
         neural: Callable[[], Optional[Synthesizer]] = lambda: None,
         prerendered: Optional[PrerenderedAlerts] = None,
         config: PlayerConfig = PlayerConfig(),
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.playback = playback
         self.fallback = fallback
@@ -80,6 +100,8 @@ class Player:
         self.prerendered = prerendered or PrerenderedAlerts(())
         self.config = config
         self.first_audio_at: Optional[float] = None  # wall-clock time the last play() handed its first audio over
+        self.playout = PlayoutHold()  # how long streamed speech builds up before it plays (learned; playout.py)
+        self._clock = clock
 
     def play(self, command: AlertCommand | SpeakCommand, cancel: threading.Event) -> bool:
         is_alert = isinstance(command, AlertCommand)
@@ -88,13 +110,16 @@ class Player:
         if is_alert:
             volume = max(volume, self.config.emergency_volume_pct)
         self.first_audio_at = None
+        announcement = _Announcement()
         # The audio is produced from now on, in its own thread, while the sequencer powers the amplifier up, waits
         # out its warm-up and sets zones and volume: synthesis overlaps all that (and the chime) instead of starting
         # when the sink asks for the first chunk, and what it makes meanwhile is a buffer against stalls.
-        audio = AheadStream(lambda stop: self._chunks(command, stop), name="announcement-audio", max_ahead=AUDIO_CHUNKS_AHEAD, cancel=cancel)
+        audio = AheadStream(
+            lambda stop: self._chunks(command, stop, announcement), name="announcement-audio", max_ahead=AUDIO_CHUNKS_AHEAD, cancel=cancel,
+        )
         try:
-            return self.playback.play(
-                self._timed(audio),
+            completed = self.playback.play(
+                self._held(audio, cancel),
                 emergency=is_alert and command.status == "Actual",
                 zones=envelope.zones or None,  # none given: the box's amplifier.all_zones
                 volume_pct=volume,
@@ -102,34 +127,54 @@ class Player:
             )
         finally:
             audio.close()  # a playback that ended early (cancelled, amplifier fault) stops the synthesis too
+        if completed and announcement.neural_complete:
+            self.playout.learn(announcement.timeline)
+        return completed
 
-    def _timed(self, chunks: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
-        for chunk in chunks:
-            if self.first_audio_at is None and len(chunk.samples):
+    def _held(self, pieces: Iterator[_Piece], cancel: threading.Event) -> Iterator[AudioChunk]:
+        """The chunks for the sink; the speech's first piece waits until `playout.seconds` after it was made."""
+        for piece in pieces:
+            if piece.opens_speech and self.playout.seconds > 0:
+                wait = piece.made_at + self.playout.seconds - self._clock()
+                if wait > 0 and cancel.wait(wait):
+                    return
+            if self.first_audio_at is None and len(piece.chunk.samples):
                 self.first_audio_at = time.time()
-            yield chunk
+            yield piece.chunk
 
-    def _chunks(self, command: AlertCommand | SpeakCommand, cancel: StopSignal) -> Iterator[AudioChunk]:
+    def _chunks(self, command: AlertCommand | SpeakCommand, cancel: StopSignal, announcement: _Announcement) -> Iterator[_Piece]:
         """Chime, speech and repeats, made in the `AheadStream`'s thread; `cancel` is its stop signal (set by the
-        command's cancel event or by the stream's close)."""
+        command's cancel event or by the stream's close). Repeats replay the first rendition (the same words, and no
+        second synthesis)."""
         rate = self.config.sample_rate_hz
         with_chime = isinstance(command, AlertCommand) and command.chime
+        spoken: Optional[list[AudioChunk]] = None
         for index in range(command.envelope.repeat):
             if cancel.is_set():
                 return
             if index:
-                yield from self._split(silence(REPEAT_GAP_SECONDS, rate), cancel)
+                yield from self._pieces(self._split(silence(REPEAT_GAP_SECONDS, rate), cancel))
             if with_chime:
-                yield from self._split(chime(rate), cancel)
-            yield from self._speech(command, cancel)
-        yield AudioChunk(np.zeros(0, dtype=np.float32), rate, is_last=True)
+                yield from self._pieces(self._split(chime(rate), cancel))
+            if spoken is not None:
+                yield from self._pieces(iter(spoken))
+                continue
+            spoken = []
+            for piece in self._speech(command, cancel, announcement):
+                spoken.append(piece.chunk)
+                yield piece
+        yield _Piece(AudioChunk(np.zeros(0, dtype=np.float32), rate, is_last=True), self._clock())
 
-    def _speech(self, command: AlertCommand | SpeakCommand, cancel: StopSignal) -> Iterator[AudioChunk]:
+    def _pieces(self, chunks: Iterator[AudioChunk]) -> Iterator[_Piece]:
+        for chunk in chunks:
+            yield _Piece(chunk, self._clock())
+
+    def _speech(self, command: AlertCommand | SpeakCommand, cancel: StopSignal, announcement: _Announcement) -> Iterator[_Piece]:
         rate = self.config.sample_rate_hz
         prerendered = self.prerendered.lookup(command.text, command.lang) if isinstance(command, AlertCommand) else None
         if prerendered is not None:
             _LOGGER.info("playing pre-rendered alert id=%s", command.envelope.id)
-            yield from self._split(resample(prerendered.samples, prerendered.sample_rate_hz, rate), cancel)
+            yield from self._pieces(self._split(resample(prerendered.samples, prerendered.sample_rate_hz, rate), cancel))
             return
         text = announcement_text(command)
         neural = self.neural()
@@ -139,8 +184,13 @@ class Player:
                 voice = command.voice or self.config.default_voice
                 chunks = neural.synthesize(text, voice=voice, lang=command.lang, options=self.config.synthesis, cancel=cancel)
                 for chunk in chunks:
+                    samples = resample(chunk.samples, chunk.sample_rate_hz, rate)
+                    made_at = self._clock()
+                    if samples.size:
+                        announcement.timeline.append((made_at, samples.size / rate))
+                    yield _Piece(AudioChunk(samples, rate), made_at, opens_speech=produced == 0)
                     produced += 1
-                    yield AudioChunk(resample(chunk.samples, chunk.sample_rate_hz, rate), rate)
+                announcement.neural_complete = not cancel.is_set()
                 return
             except Exception as exc:  # any neural-voice failure: report it and let the fallback voice speak
                 _LOGGER.warning(
@@ -151,7 +201,7 @@ class Player:
             audio, audio_rate = self.fallback.render(text, lang=command.lang)
         except SkyvoiceError as exc:
             raise PlaybackFailed(f"no voice could speak command {command.envelope.id}: {exc}") from exc
-        yield from self._split(resample(audio, audio_rate, rate), cancel)
+        yield from self._pieces(self._split(resample(audio, audio_rate, rate), cancel))
 
     def _split(self, samples: np.ndarray, cancel: StopSignal) -> Iterator[AudioChunk]:
         rate = self.config.sample_rate_hz

@@ -219,3 +219,74 @@ def test_a_playback_that_fails_before_the_sink_stops_the_synthesis_it_started(es
 
 def _alive(name):
     return any(t.name == name and t.is_alive() for t in threading.enumerate())
+
+
+def test_the_stall_free_delay_is_how_far_the_latest_piece_came_behind_the_audio_before_it():
+    from runtime.daemon.playout import stall_free_delay
+
+    assert stall_free_delay([]) == 0.0
+    assert stall_free_delay([(10.0, 0.3), (10.2, 0.6), (10.8, 1.0)]) == 0.0  # each piece came before it was due
+    # the second piece came 0.5 s after the first, which lasts 0.3 s; the third was due at 0.9 s and came at 1.1 s
+    assert stall_free_delay([(10.0, 0.3), (10.5, 0.6), (11.1, 1.0)]) == pytest.approx(0.2)
+
+
+class ScriptedClock:
+    """Monotonic times from a script (then the last one again): piece production times without waiting for them."""
+
+    def __init__(self, times):
+        self.times = list(times)
+
+    def __call__(self):
+        return self.times.pop(0) if len(self.times) > 1 else self.times[0]
+
+
+def test_the_player_learns_the_hold_from_a_neural_announcement_and_applies_it_to_the_next(espeak, make_player):
+    voice = CountingVoice(pieces=3)  # 0.1 s each; made at 0, 0.4 and 0.5 s: the second came 0.3 s late
+    player = make_player(RecordingSink(), espeak, neural=lambda: voice)
+    player._clock = ScriptedClock([100.0, 100.4, 100.5, 100.6])
+    assert player.play(parse_document(speak_doc("Dinner is served."), "speak"), threading.Event())
+    assert player.playout.seconds == pytest.approx(0.3)
+
+    # the next announcement's speech waits that long after its first piece was made (a deliberate wait, on the clock)
+    written = []
+
+    class StampingSink(RecordingSink):
+        def write(self, samples):
+            written.append(time.monotonic())
+            super().write(samples)
+
+    player = make_player(StampingSink(), espeak, neural=lambda: CountingVoice(pieces=2))
+    player.playout.seconds = 0.25
+    made = time.monotonic()
+    assert player.play(parse_document(speak_doc("Dinner is served."), "speak"), threading.Event())
+    assert written[0] - made >= 0.25
+
+
+def test_a_fallback_announcement_teaches_nothing_and_repeats_replay_the_first_rendition(espeak, make_player):
+    voice = CountingVoice(pieces=4)
+    calls = []
+    sink = RecordingSink()
+
+    def neural():
+        calls.append(1)
+        return voice
+
+    player = make_player(sink, espeak, neural=neural)
+    player.playout.seconds = 0.0
+    assert player.play(parse_document(speak_doc("Dinner is served.", repeat=3), "speak"), threading.Event())
+    assert len(calls) == 1  # one synthesis for three renditions
+    assert np.count_nonzero(np.isclose(sink.audio(), 0.1)) == 3 * 4 * (RATE // 10)
+
+    player = make_player(RecordingSink(), espeak, neural=lambda: BrokenVoice())
+    player.playout.seconds = 0.7
+    assert player.play(parse_document(speak_doc("Dinner is served."), "speak"), threading.Event())
+    assert player.playout.seconds == 0.7  # the fallback's timing says nothing about the neural voice
+
+
+def test_the_hold_covers_the_largest_delay_of_the_last_few_announcements():
+    from runtime.daemon.playout import PlayoutHold
+
+    hold = PlayoutHold(max_hold_s=1.0, remembered=3)
+    for delay, expected in ((0.5, 0.5), (0.2, 0.5), (0.1, 0.5), (0.0, 0.2), (0.0, 0.1), (0.0, 0.0), (9.0, 1.0)):
+        hold.learn([(0.0, 0.1), (0.1 + delay, 0.1)])
+        assert hold.seconds == pytest.approx(expected)
