@@ -57,10 +57,12 @@ class _Piece:
 @dataclass
 class _Announcement:
     """What one play() learns while its audio is made: the neural speech's (made_at, seconds) per piece of the first
-    rendition, and whether the neural voice made all of it."""
+    rendition, whether the neural voice made all of it, and whether that rendition may be replayed for repeats (not
+    when the neural voice broke off part-way and the fallback voice spoke the text again after its fragment)."""
 
     timeline: list = field(default_factory=list)
     neural_complete: bool = False
+    replayable: bool = True
 
 
 def announcement_text(command: AlertCommand | SpeakCommand) -> str:
@@ -159,17 +161,21 @@ class Player:
             if spoken is not None:
                 yield from self._pieces(iter(spoken))
                 continue
-            spoken = []
-            for piece in self._speech(command, cancel, announcement):
-                spoken.append(piece.chunk)
+            rendition = []
+            for piece in self._speech(command, cancel, announcement, first=index == 0):
+                rendition.append(piece.chunk)
                 yield piece
+            spoken = rendition if announcement.replayable else None
         yield _Piece(AudioChunk(np.zeros(0, dtype=np.float32), rate, is_last=True), self._clock())
 
     def _pieces(self, chunks: Iterator[AudioChunk]) -> Iterator[_Piece]:
         for chunk in chunks:
             yield _Piece(chunk, self._clock())
 
-    def _speech(self, command: AlertCommand | SpeakCommand, cancel: StopSignal, announcement: _Announcement) -> Iterator[_Piece]:
+    def _speech(
+        self, command: AlertCommand | SpeakCommand, cancel: StopSignal, announcement: _Announcement, first: bool
+    ) -> Iterator[_Piece]:
+        """One rendition; only the `first` one's neural pieces are timed for the playout hold."""
         rate = self.config.sample_rate_hz
         prerendered = self.prerendered.lookup(command.text, command.lang) if isinstance(command, AlertCommand) else None
         if prerendered is not None:
@@ -186,13 +192,14 @@ class Player:
                 for chunk in chunks:
                     samples = resample(chunk.samples, chunk.sample_rate_hz, rate)
                     made_at = self._clock()
-                    if samples.size:
+                    if first and samples.size:
                         announcement.timeline.append((made_at, samples.size / rate))
                     yield _Piece(AudioChunk(samples, rate), made_at, opens_speech=produced == 0)
                     produced += 1
-                announcement.neural_complete = not cancel.is_set()
+                announcement.neural_complete = first and not cancel.is_set()
                 return
             except Exception as exc:  # any neural-voice failure: report it and let the fallback voice speak
+                announcement.replayable = produced == 0  # a fragment then the whole text again: not worth repeating
                 _LOGGER.warning(
                     "neural voice failed, fallback voice speaks id=%s chunks_played=%d error=%s: %s",
                     command.envelope.id, produced, type(exc).__name__, exc,

@@ -290,3 +290,23 @@ def test_the_hold_covers_the_largest_delay_of_the_last_few_announcements():
     for delay, expected in ((0.5, 0.5), (0.2, 0.5), (0.1, 0.5), (0.0, 0.2), (0.0, 0.1), (0.0, 0.0), (9.0, 1.0)):
         hold.learn([(0.0, 0.1), (0.1 + delay, 0.1)])
         assert hold.seconds == pytest.approx(expected)
+
+
+class FailingAfterOnePiece(CountingVoice):
+    """Makes one piece, then fails: the fallback voice then speaks the whole text."""
+
+    def __init__(self):
+        super().__init__(pieces=1)
+        self.calls = 0
+
+    def synthesize(self, text, **kwargs):
+        self.calls += 1
+        yield from super().synthesize(text, **kwargs)
+        raise SynthesisError("decoder exploded")
+
+
+def test_a_rendition_broken_off_part_way_is_synthesized_again_for_a_repeat_not_replayed(espeak, make_player):
+    voice = FailingAfterOnePiece()
+    player = make_player(RecordingSink(), espeak, neural=lambda: voice)
+    assert player.play(parse_document(speak_doc("Dinner is served.", repeat=2), "speak"), threading.Event())
+    assert voice.calls == 2 and player.playout.seconds == 0.0
