@@ -11,8 +11,8 @@ prompt encoders run once per voice enrollment and stay FP32. With `--target cpu`
 candidates too (dynamic INT8 and block-wise `MatMulNBits` INT8 for both GPT graphs, `int8_cpu` for the SoVITS
 decoder), and for the GPT and the decoder the variant kept is the fastest of those inside the fidelity gate, measured
 on this machine with the runtime's threads: the decoder by its own time (`export.quantize.fastest_variant`), the
-GPT by one sentence's work, a prefill plus `SENTENCE_TOKENS` decode steps (the decode step on one thread, as the box
-runs it). The prefill takes the decode step's form, so the two GPT graphs share one copy of the quantized weights.
+GPT by one sentence's work, a prefill plus `SENTENCE_TOKENS` decode steps (the decode step on the runtime's
+decode-step threads, as the box runs it). The prefill takes the decode step's form, so the two GPT graphs share one copy of the quantized weights.
 When no INT8 form passed the gate and `--precision int8` forces one, the race is among the forms that failed the
 same checks as the one nearest to FP32 (the gate judges fidelity; time decides between forms it judged alike).
 """

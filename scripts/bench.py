@@ -579,14 +579,17 @@ def main(argv: Optional[list[str]] = None) -> int:
             name = f"skyvoice-int8 (GPT {key.split(':', 1)[1]})"
             results[name] = time_bundle(round_index, name, bundles[key])
         best = "skyvoice-int8" if bundles.get("int8") else "skyvoice-fp32"
-        # The alternative thread policy: the decode step on two spinning threads (faster alone, but it competes with
-        # the decoder stage for the second core); the product default is one thread.
-        log(f"round {round_index + 1}/{args.rounds}: timing {best} with the decode step on 2 spinning threads")
-        spin = run_worker("skyvoice", dict(common, name=best + "-spin2", bundle=str(bundles["int8" if bundles.get("int8") else "fp32"])),
-                          work, env_extra={"SKYVOICE_ORT_SPIN": "1", "SKYVOICE_DECODE_STEP_THREADS": "2"})
-        if "step_ms" in spin:
-            spin["bundle_mb"] = results[best].get("bundle_mb")
-        results[best + " (2 spinning step threads)"] = spin
+        # The alternative thread policies, same bundle: the decode step on one thread (the default before 2026-12-02,
+        # leaving the second core to the decoder stage alone) and on two spinning threads; the product runs two
+        # threads without spinning (runtime.synth.voice_engine.DECODE_STEP_THREADS).
+        source = str(bundles["int8" if bundles.get("int8") else "fp32"])
+        for label, suffix, env in (("1 step thread", "one", {"SKYVOICE_DECODE_STEP_THREADS": "1"}),
+                                   ("2 spinning step threads", "spin2", {"SKYVOICE_ORT_SPIN": "1", "SKYVOICE_DECODE_STEP_THREADS": "2"})):
+            log(f"round {round_index + 1}/{args.rounds}: timing {best} with the decode step on {label.replace(' step', '')}")
+            variant = run_worker("skyvoice", dict(common, name=f"{best}-{suffix}", bundle=source), work, env_extra=env)
+            if "step_ms" in variant:
+                variant["bundle_mb"] = results[best].get("bundle_mb")
+            results[f"{best} ({label})"] = variant
         if not args.skip_torch:
             log(f"round {round_index + 1}/{args.rounds}: timing the PyTorch reference")
             results["torch-reference"] = run_worker("torch", dict(common, name="torch", bundle=str(bundles["fp32"])), work)

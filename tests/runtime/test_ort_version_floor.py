@@ -20,13 +20,18 @@ def test_a_bundle_form_newer_than_this_onnxruntime_is_refused_in_one_sentence(mo
     check_precision_supported("gpt_decode_step", "int8_block", "/b")
 
 
-def test_a_bad_decode_step_thread_count_is_one_clear_error(monkeypatch):
+def test_decode_step_threads_default_to_two_within_the_cores_and_a_bad_count_is_one_clear_error(monkeypatch):
     from runtime.errors import SynthesisError
     from runtime.synth.voice_engine import decode_step_threads
 
-    assert decode_step_threads() == 1
-    monkeypatch.setenv("SKYVOICE_DECODE_STEP_THREADS", "2")
-    assert decode_step_threads() == 2
+    from runtime.synth import voice_engine
+
+    monkeypatch.setattr(voice_engine, "_usable_cores", lambda: 16)
+    assert decode_step_threads() == 2  # the default, whatever the core count
+    monkeypatch.setattr(voice_engine, "_usable_cores", lambda: 1)
+    assert decode_step_threads() == 1  # never more threads than cores
+    monkeypatch.setenv("SKYVOICE_DECODE_STEP_THREADS", "3")
+    assert decode_step_threads() == 3
     monkeypatch.setenv("SKYVOICE_DECODE_STEP_THREADS", "two")
     with pytest.raises(SynthesisError, match="SKYVOICE_DECODE_STEP_THREADS='two' must be a whole number"):
         decode_step_threads()
