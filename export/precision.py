@@ -271,7 +271,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
         for mode in _candidates(graph, config.precision, config.target, config.gpt_cpu_form):
             progress.step(f"{graph}: {mode} variant")
             out = fp32_path.with_name(f"{fp32_path.stem}.{mode}.onnx")
-            quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()))
+            quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()), single_row=graph == "gpt_decode_step")
             results.append(measure_fidelity(graph, fp32_path, out, mode, held_out))
             variants[graph][mode] = out
     report = gate(results)

@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "measured faster inside the fidelity gate")
     parser.add_argument("--gpt-cpu-form", default="auto", choices=("auto", *GPT_CPU_FORMS),
                         help="INT8 form of the GPT graphs on a cpu bundle: auto times them on this machine; name one for a "
-                        "box whose CPU differs (measured: int8_block on x86 with VNNI, int8_dynamic on AVX2-only x86)")
+                        "box whose CPU differs (measured: int8_block on x86 with VNNI, int8_dynamic on AVX2-only x86, "
+                        "int8_column where integer GEMMs are fast, e.g. Xeon with AMX)")
     parser.add_argument("--bert", type=Path, default=None,
                         help="local chinese-roberta-wwm-ext-large directory: ship Chinese BERT features (else zeros)")
     parser.add_argument("--g2pw", type=Path, default=None,

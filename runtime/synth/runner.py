@@ -18,6 +18,7 @@ from typing import Callable, Final, Mapping, Optional, Protocol, Sequence
 import numpy as np
 
 from runtime.errors import SynthesisError
+from runtime.synth.weight_views import load_weight_views
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,10 +50,12 @@ def default_providers() -> list[str]:
 
 
 class _SharedSession:
-    """Holds one InferenceSession; weakly cached so it lives exactly as long as some runner uses it."""
+    """Holds one InferenceSession (and the weight views it was given, which must outlive it); weakly cached so it
+    lives exactly as long as some runner uses it."""
 
-    def __init__(self, session) -> None:
+    def __init__(self, session, views: Sequence = ()) -> None:
         self.session = session
+        self.views = tuple(views)
 
 
 _SESSIONS: "weakref.WeakValueDictionary[tuple, _SharedSession]" = weakref.WeakValueDictionary()
@@ -61,7 +64,7 @@ _SESSIONS_LOCK = threading.Lock()
 
 # Lowered graph forms that need a newer ONNX Runtime than the package floor (measured: MatMulNBits with 8 bits
 # fails to initialise in onnxruntime 1.21.1 and runs from 1.22.0).
-MIN_ORT_FOR_PRECISION: Final = {"int8_block": (1, 22)}
+MIN_ORT_FOR_PRECISION: Final = {"int8_block": (1, 22), "int8_column": (1, 22)}
 
 
 def check_precision_supported(graph: str, precision: str, bundle_dir: str | os.PathLike) -> None:
@@ -103,13 +106,15 @@ def _shared_session(path: Path, providers: tuple[str, ...], intra_op_threads: in
         holder = _SESSIONS.get(key)
         if holder is not None:
             return holder
+        options = session_options(intra_op_threads, allow_spinning)
+        views = [(name, ort.OrtValue.ortvalue_from_numpy(array)) for name, array in load_weight_views(path).items()]
+        for name, value in views:  # laid out from bytes the bundle stores once (runtime/synth/weight_views.py)
+            options.add_initializer(name, value)
         try:
-            session = ort.InferenceSession(
-                str(path), sess_options=session_options(intra_op_threads, allow_spinning), providers=list(providers)
-            )
+            session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
         except Exception as exc:  # ORT raises its own exception types for corrupt or unsupported graphs
             raise SynthesisError(f"ONNX Runtime cannot load graph {path}: {exc}") from exc
-        holder = _SharedSession(session)
+        holder = _SharedSession(session, [value for _, value in views])
         _SESSIONS[key] = holder
         return holder
 

@@ -66,7 +66,7 @@ def test_cpu_target_int8_bundle_picks_cpu_forms_and_speaks(tiny_checkpoints, tin
     build_bundle(config, Progress(enabled=False))
     graphs = json.loads((out / "manifest.json").read_text())["graphs"]
     assert graphs["sovits_decoder"]["precision"] in ("int8", "int8_cpu")
-    assert graphs["gpt_decode_step"]["precision"] in ("int8", "int8_dynamic", "int8_block")
+    assert graphs["gpt_decode_step"]["precision"] in ("int8", "int8_dynamic", "int8_block", "int8_column")
     if graphs["gpt_decode_step"]["precision"] != "int8":  # a CPU form: the prefill shares it (one weights file)
         assert graphs["gpt_prefill"]["precision"] == graphs["gpt_decode_step"]["precision"]
     shutil.copytree(tiny_bundle / "voices", out / "voices", dirs_exist_ok=True)
@@ -92,17 +92,33 @@ def test_forced_int8_ships_the_int8_form_nearest_to_fp32():
     assert _closest("gpt_prefill", "int8", results) == "int8"  # nothing measured: the family's plain form
 
 
-def test_named_gpt_cpu_form_is_the_one_both_gpt_graphs_ship(tiny_checkpoints, tmp_path):
-    """`--gpt-cpu-form int8_dynamic` (a box whose CPU differs from the build machine's): both GPT graphs take that
-    form, measured by the gate and shipped with --precision int8 whatever the build machine's timing says."""
+@pytest.mark.parametrize("form", ["int8_dynamic", "int8_column"])
+def test_named_gpt_cpu_form_is_the_one_both_gpt_graphs_ship(tiny_checkpoints, tiny_bundle, tmp_path, form):
+    """`--gpt-cpu-form FORM` (a box whose CPU differs from the build machine's): both GPT graphs take that form,
+    measured by the gate and shipped with --precision int8 whatever the build machine's timing says, and the bundle
+    speaks. `int8_column` stores the weights once: the decode step's views of them are listed beside it."""
+    import shutil
+
+    from runtime.bundle.build_choices import GPT_CPU_FORMS
+    from runtime.synth.synthesizer import SynthesisOptions
+    from runtime.synth.voice_engine import load_synthesizer
+    from runtime.text.symbols import parse_phones
+
     out = tmp_path / "bundle"
     config = BuildConfig(gpt_path=tiny_checkpoints["gpt"], sovits_path=tiny_checkpoints["sovits"], out_dir=out,
-                         precision="int8", kv_capacity=512, target="cpu", gpt_cpu_form="int8_dynamic")
+                         precision="int8", kv_capacity=512, target="cpu", gpt_cpu_form=form)
     build_bundle(config, Progress(enabled=False))
-    graphs = json.loads((out / "manifest.json").read_text())["graphs"]
-    assert graphs["gpt_decode_step"]["precision"] == graphs["gpt_prefill"]["precision"] == "int8_dynamic"
+    manifest = json.loads((out / "manifest.json").read_text())
+    graphs = manifest["graphs"]
+    assert graphs["gpt_decode_step"]["precision"] == graphs["gpt_prefill"]["precision"] == form
     measured = json.loads((out / "fidelity.json").read_text())["graphs"]["gpt_decode_step"]["precisions"]
-    assert "int8_dynamic" in measured and "int8_block" not in measured
+    assert form in measured and not any(other in measured for other in GPT_CPU_FORMS if other != form)
+    assert ("graphs/gpt_decode_step.weight_views.json" in manifest["files"]) == (form == "int8_column")
+    shutil.copytree(tiny_bundle / "voices", out / "voices", dirs_exist_ok=True)
+    options = SynthesisOptions(seed=2, max_tokens=30, noise_scale=0.0, stream=False)
+    chunks = load_synthesizer(out).synthesize_phones(parse_phones("n i3 h ao3 ."), voice="test", options=options)
+    audio = np.concatenate([c.samples for c in chunks])
+    assert audio.size > 0 and np.isfinite(audio).all()
 
 
 @pytest.mark.parametrize(("target", "precision"), [("jetson", "int8"), ("cpu", "fp16"), ("cpu", "fp32")])
