@@ -24,6 +24,12 @@ from torch.nn import functional as F
 BERT_DIM: Final = 1024
 LAYER_NORM_EPS: Final = 1e-5
 MASKED_SCORE: Final = torch.finfo(torch.float32).min
+# A prefix's scores lower than their row's largest minus this are raised to it before the softmax. exp() of anything
+# below -87.3 is subnormal or zero in float32, and ONNX Runtime's exp takes a ~10x slower path there: the prefill's
+# masked scores (~40 % of them) made its 24 softmaxes ~5x slower (2.2 vs 0.48 ms each at 184 rows, one thread).
+# A raised score weighs e^-80 ~ 1.8e-35 of the row's largest instead of (at most) that: the attention output moves
+# by ~1e-35 relative per such score, some thirty orders of magnitude below float32 rounding.
+SOFTMAX_FLOOR: Final = 80.0
 
 # The official configs/s1longer-v2.yaml, as embedded under "config" in every v2 GPT checkpoint.
 FULL_GPT_CONFIG: Final[Mapping[str, Any]] = {
@@ -112,13 +118,16 @@ class PackedSelfAttention(nn.Module):
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         return q, k, v
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
-        """q [1,Lq,D], k/v [1,Lk,D], bias [Lq,Lk] (`attention_bias`: 0 = may attend) → [1,Lq,D] after out_proj."""
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, floor: bool = False) -> Tensor:
+        """q [1,Lq,D], k/v [1,Lk,D], bias [Lq,Lk] (`attention_bias`: 0 = may attend) → [1,Lq,D] after out_proj.
+        `floor`: raise scores to `SOFTMAX_FLOOR` below their row's largest first (a prefix's many masked scores)."""
         qh = q.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         kh = k.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         vh = v.reshape(1, -1, self.heads, self.head_dim).transpose(1, 2)
         scores = torch.matmul(qh, kh.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
         scores = scores + bias
+        if floor:
+            scores = torch.maximum(scores, scores.amax(dim=-1, keepdim=True) - SOFTMAX_FLOOR)
         out = torch.matmul(torch.softmax(scores, dim=-1), vh)
         return self.out_proj(out.transpose(1, 2).reshape(1, -1, self.dim))
 
@@ -141,7 +150,7 @@ class DecoderLayer(nn.Module):
         q, k, v = self.self_attn.project(x)
         k_all = k if k_past is None else torch.cat([k_past, k], dim=1)
         v_all = v if v_past is None else torch.cat([v_past, v], dim=1)
-        x = self.norm1(x + self.self_attn.attend(q, k_all, v_all, bias))
+        x = self.norm1(x + self.self_attn.attend(q, k_all, v_all, bias, floor=k_past is None))
         x = self.norm2(x + self.linear2(F.relu(self.linear1(x))))
         return x, k, v
 

@@ -141,6 +141,23 @@ def test_the_additive_bias_gives_exactly_the_masked_fill_softmax():
     assert torch.equal(torch.softmax(scores + bias, dim=-1), torch.softmax(filled, dim=-1))
 
 
+def test_the_prefix_softmax_floor_leaves_the_attention_output_within_float32_rounding():
+    """Raising scores far below their row's largest (every masked one) keeps ONNX Runtime's exp off its slow subnormal
+    path; the weights they get (~1e-35) cannot move a float32 output."""
+    from export.reference.gpt import PackedSelfAttention
+
+    torch.manual_seed(4)
+    attention = PackedSelfAttention(64, 4)
+    for parameter in attention.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    x = torch.randn(1, 9, 64) * 3.0
+    bias = attention_bias(prefill_keep_mask(5, 4))
+    q, k, v = attention.project(x)
+    with torch.no_grad():
+        plain, floored = attention.attend(q, k, v, bias), attention.attend(q, k, v, bias, floor=True)
+    assert torch.allclose(floored, plain, rtol=1e-6, atol=1e-6)
+
+
 def test_random_tiny_model_does_not_stop_at_once():
     from export.reference.gpt_infer import infer_tokens
 
