@@ -29,7 +29,8 @@ Modes:
   `MatMulNBits` weight is the transposed `[N, K]` copy of the prefill's `[K, N]` int8 matrix (stored +128 as uint8,
   the block scales all the column's scale), which is exact. `export/shared_weights.py` stores only the prefill's
   bytes and the runtime lays the views out at load (`runtime/synth/weight_views.py`). Measured on the full-size
-  prefill, 184 rows, two threads, Xeon with AMX (2026-12-02 22:35 UTC): 125 vs 199 ms (`int8_block`), logit rel RMS 0.020 vs 0.017.
+  prefill, 184 rows, two threads, Xeon with AMX (2026-12-02 22:35 UTC): 125 vs 199 ms (`int8_block`), logit rel
+  RMS 0.020 vs 0.017.
   CPU only (contrib operators).
 - `fp16`: float16 weights and compute, float32 graph I/O (the runtime contract), Casts at the edges.
 - `fp32`: a copy.
