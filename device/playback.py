@@ -42,6 +42,22 @@ PLAYBACK_PREEMPTED = "playback_preempted"
 _CANCEL_POLL_S = 0.01  # how often the cancel watcher looks at the caller's Event (bounds pre-emption latency)
 
 
+class _Once:
+    """Calls `action` the first time it is called, from whichever thread gets there first; later calls do nothing."""
+
+    def __init__(self, action: Callable[[], None]):
+        self._action = action
+        self._lock = threading.Lock()
+        self._called = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._called:
+                return
+            self._called = True
+        self._action()
+
+
 @dataclass(frozen=True)
 class PlaybackConfig:
     """How the sequencer treats the amplifier. `warmup_s=None` and `fault_poll_interval_s=None` take the amplifier's
@@ -260,7 +276,9 @@ class PlaybackSequencer:
     def _stream(self, chunks: Iterable[np.ndarray], rate: int, cancel: threading.Event) -> tuple[int, bool]:
         sink = self.sink
         done = threading.Event()
-        watcher = threading.Thread(target=self._watch_cancel, args=(cancel, done), name="playback-cancel", daemon=True)
+        aborted = _Once(sink.abort)
+        watcher = threading.Thread(target=self._watch_cancel, args=(cancel, done, aborted), name="playback-cancel",
+                                   daemon=True)
         watcher.start()
         samples = 0
         opened = False
@@ -279,13 +297,16 @@ class PlaybackSequencer:
         finally:
             done.set()
             watcher.join()
+        if cancel.is_set():
+            aborted()  # the loop may see the cancel before the watcher does: what the sink holds goes all the same
         return samples, not cancel.is_set()
 
-    def _watch_cancel(self, cancel: threading.Event, done: threading.Event) -> None:
+    @staticmethod
+    def _watch_cancel(cancel: threading.Event, done: threading.Event, abort: Callable[[], None]) -> None:
         while not done.is_set():
             if cancel.wait(_CANCEL_POLL_S):
                 _LOGGER.info("playback preempted: aborting sink")
-                self.sink.abort()
+                abort()
                 return
 
     def _finish(self, emergency: bool, errors: list) -> None:

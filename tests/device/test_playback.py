@@ -219,3 +219,20 @@ def test_polling_period_comes_from_the_profile_by_default(pty_pair, modbus_profi
             assert events.get(timeout=5).faults == ("short_circuit",)
     finally:
         amp.close()
+
+
+def test_a_cancel_between_chunks_aborts_the_sink_once(modbus_amp):
+    """A cancel between two chunks drops what the sink holds, once, whichever of the chunk loop and the cancel
+    watcher thread sees it first."""
+    cancel = threading.Event()
+
+    def chunks():
+        pieces = tone()
+        yield pieces[0]
+        cancel.set()  # pre-empted between two chunks
+        yield from pieces[1:]
+
+    sink = NullSink()
+    with PlaybackSequencer(modbus_amp, sink, QUIET) as sequencer:
+        result = sequencer.play(chunks(), cancel=cancel)
+    assert result.preempted and sink.samples_written == tone()[0].size and sink.aborts == 1

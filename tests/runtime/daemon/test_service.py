@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 import time
 
 import pytest
@@ -20,7 +21,8 @@ TOPICS = Topics(BOX)
 
 
 class TimedSink:
-    """The true edge (no sound card): a null sink that remembers when playback was aborted."""
+    """The true edge (no sound card): a null sink that tells when audio first reached it and remembers when playback
+    was aborted."""
 
     def __init__(self):
         from device.sinks import NullSink
@@ -28,12 +30,14 @@ class TimedSink:
         from runtime.daemon.paced_sink import PacedSink
 
         self.aborted_at = None
+        self.writing = threading.Event()
         self._inner = PacedSink(NullSink())
 
     def open(self, rate):
         self._inner.open(rate)
 
     def write(self, samples):
+        self.writing.set()
         self._inner.write(samples)
 
     def drain(self):
@@ -113,6 +117,7 @@ def test_alert_preempts_a_speak_within_200_ms(service):
     speak = speak_doc("A long announcement about the weather and the state of the sea today. " * 3)
     service.handle_message(TOPICS.command("speak"), payload(speak))
     service.publisher.wait_ack(speak["id"], "playing")
+    assert service.sink.writing.wait(20.0), "the speak never reached the sink"
     alert = signed(alert_doc("Fire on deck three.", priority=240), "alert", service.key)
     started = time.monotonic()
     service.handle_message(TOPICS.command("alert"), payload(alert))
