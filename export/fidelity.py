@@ -35,7 +35,7 @@ RANDOM_WEIGHTS_NOTE: Final = (
     "fidelity measured against FP32 of the same graphs; on random-weight checkpoints it is a smoke test of the "
     "quantization pipeline, not a quality claim"
 )
-PREFERENCE: Final = ("int8", "int8_cpu", "int8_block", "int8_column", "int8_dynamic", "fp16", "fp32")  # cheapest first; fp32 is the reference and always passes
+PREFERENCE: Final = ("int8", "int8_cpu", "int8_cpu_residual", "int8_block", "int8_column", "int8_dynamic", "fp16", "fp32")  # cheapest first; fp32 is the reference and always passes
 
 # log-mel settings (32 kHz GPT-SoVITS v2 audio)
 MEL_SAMPLE_RATE_HZ: Final = 32000

@@ -8,8 +8,8 @@ decoder feeds. Every 4th text is held out for the fidelity gate and never sets a
 
 Only the three graphs the box runs are lowered (gpt_prefill, gpt_decode_step, sovits_decoder); the reference and
 prompt encoders run once per voice enrollment and stay FP32. With `--target cpu`, ONNX Runtime's CPU forms are
-candidates too (dynamic INT8 and block-wise `MatMulNBits` INT8 for both GPT graphs, `int8_cpu` for the SoVITS
-decoder), and for the GPT and the decoder the variant kept is the fastest of those inside the fidelity gate, measured
+candidates too (dynamic INT8 and block-wise `MatMulNBits` INT8 for both GPT graphs, `int8_cpu` and
+`int8_cpu_residual` for the SoVITS decoder), and for the GPT and the decoder the variant kept is the fastest of those inside the fidelity gate, measured
 on this machine with the runtime's threads: the decoder by its own time (`export.quantize.fastest_variant`), the
 GPT by one sentence's work, a prefill plus `SENTENCE_TOKENS` decode steps (the decode step on the runtime's
 decode-step threads, as the box runs it). The prefill takes the decode step's form, so the two GPT graphs share one copy of the quantized weights.
@@ -28,7 +28,7 @@ import numpy as np
 
 from export.errors import ExportError
 from export.fidelity import FidelityResult, failed_checks, fp32_result, gate, measure_fidelity
-from export.quantize import KEEP_FLOAT, fastest_variant, load_calibration_texts, pick_fastest, quantize_graph, split_calibration, time_graph_ms
+from export.quantize import KEEP_FLOAT, RESIDUAL_ADDS, fastest_variant, load_calibration_texts, pick_fastest, quantize_graph, split_calibration, time_graph_ms
 from runtime.bundle.build_choices import GPT_CPU_FORMS
 
 _LOGGER = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ GPT_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step")
 CPU_FORMS: Final = {
     "gpt_prefill": GPT_CPU_FORMS,
     "gpt_decode_step": GPT_CPU_FORMS,
-    "sovits_decoder": ("int8_cpu",),
+    "sovits_decoder": ("int8_cpu", "int8_cpu_residual"),
 }
 
 
@@ -271,7 +271,8 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
         for mode in _candidates(graph, config.precision, config.target, config.gpt_cpu_form):
             progress.step(f"{graph}: {mode} variant")
             out = fp32_path.with_name(f"{fp32_path.stem}.{mode}.onnx")
-            quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()), single_row=graph == "gpt_decode_step")
+            quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()), single_row=graph == "gpt_decode_step",
+                           residual_adds=RESIDUAL_ADDS.get(graph, ()))
             results.append(measure_fidelity(graph, fp32_path, out, mode, held_out))
             variants[graph][mode] = out
     report = gate(results)

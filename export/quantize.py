@@ -15,6 +15,13 @@ Modes:
   whether the box has VNNI. Full-size decoder, one thread: 2.9x faster than FP32 with VNNI, 1.9x on AVX2 only
   (the `int8` form is not faster than FP32 on either). Not for TensorRT (it wants symmetric int8); `--target cpu`
   bundles only.
+- `int8_cpu_residual`: `int8_cpu` with the vocoder's residual additions in uint8 too (the Adds named by
+  `RESIDUAL_ADDS`: ResBlock's `x = conv2(...) + x`), so ORT runs them as `QLinearAdd` and the resblock chains stay in
+  uint8 without a dequantize, float add, quantize and layout transposes around every residual. The residual stream
+  then carries the per-tensor uint8 step, so this form loses more than `int8_cpu` and is raced only where it passes
+  the gate. Measured on the full-size decoder, random weights, two threads, Xeon with VNNI (2026-12-03 06:50 UTC):
+  64 tokens 341 vs 466 ms, 28 tokens 178 vs 203 ms; SNR vs FP32 27.0-27.7 vs 30.2-31.6 dB. Quantizing every Add
+  (text encoders, flow) fell to 13-14 dB.
 - `int8_dynamic`: ONNX Runtime `quantize_dynamic` (int8 weights, activation scales per run) on MatMul/Gemm: the
   CPU variant for the memory-bound GPT decode step. Not TensorRT-importable (DynamicQuantizeLinear); whether it is
   faster is measured (`time_graph_ms`), not assumed.
@@ -52,7 +59,7 @@ from export.errors import ExportError
 
 _LOGGER = logging.getLogger(__name__)
 
-MODES: Final = ("fp32", "fp16", "int8", "int8_cpu", "int8_dynamic", "int8_block", "int8_column")
+MODES: Final = ("fp32", "fp16", "int8", "int8_cpu", "int8_cpu_residual", "int8_dynamic", "int8_block", "int8_column")
 INT8_BLOCK_SIZE: Final = 256  # rows of K per scale in `int8_block` (128: a little closer to FP32, ~6 % slower)
 QUANTIZED_OP_TYPES: Final = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # Kept in float32 by the fp16 conversion: normalisations and reductions overflow or lose range in fp16.
@@ -68,6 +75,9 @@ KEEP_FLOAT: Final = {
     "gpt_decode_step": ("/ar_predict_layer/",),
     "sovits_decoder": ("/dec/conv_pre/", "/dec/conv_post/", "/dec/ups."),
 }
+# Node-name fragments of the residual Adds `int8_cpu_residual` quantizes, per graph (the vocoder's ResBlocks; every
+# other Add stays float). Pass `residual_adds=RESIDUAL_ADDS.get(graph_name, ())` to `quantize_graph`.
+RESIDUAL_ADDS: Final = {"sovits_decoder": ("/dec/resblocks.",)}
 
 
 class _ListCalibrationReader:
@@ -107,14 +117,15 @@ def _ensure_node_names(model) -> None:
             node.name = f"{node.op_type}_{index}"
 
 
-def _static_options(cpu_form: bool) -> dict:
-    """quantize_static arguments of the two static forms (see the module docstring)."""
+def _static_options(cpu_form: bool, residual: bool = False) -> dict:
+    """quantize_static arguments of the static forms (see the module docstring)."""
     from onnxruntime.quantization import QuantType
 
     if cpu_form:
+        weighted = [op for op in QUANTIZED_OP_TYPES if op != "ConvTranspose"]  # no fused u8 ConvTranspose kernel
         return {
             "activation_type": QuantType.QUInt8,
-            "op_types": [op for op in QUANTIZED_OP_TYPES if op != "ConvTranspose"],  # no fused u8 ConvTranspose kernel
+            "op_types": weighted + (["Add"] if residual else []),
             "extra_options": {"ActivationSymmetric": False, "WeightSymmetric": True, "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
             "reduce_range": True,  # 7-bit weights: u8 x s8 pair sums cannot saturate int16 on x86 without VNNI
         }
@@ -140,11 +151,12 @@ def _quantize_int8_qdq(
     calibration_inputs: Sequence[Mapping[str, np.ndarray]],
     keep_float: Sequence[str] = (),
     cpu_form: bool = False,
+    residual_adds: Sequence[str] = (),
 ) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    form = _static_options(cpu_form)
+    form = _static_options(cpu_form, residual=bool(residual_adds))
 
     if not calibration_inputs:
         raise ExportError(f"INT8 quantization of {fp32_path} needs calibration inputs; pass --calib or use --precision fp16")
@@ -153,6 +165,8 @@ def _quantize_int8_qdq(
     input_names = [i.name for i in model.graph.input]
     excluded = _weighted_nodes_to_exclude(model)
     excluded += [n.name for n in model.graph.node if n.name not in excluded and any(part in n.name for part in keep_float)]
+    excluded += [n.name for n in model.graph.node
+                 if n.op_type == "Add" and n.name not in excluded and not any(part in n.name for part in residual_adds)]
     with tempfile.TemporaryDirectory(prefix="skyvoice-quant-") as tmp:
         named_path = Path(tmp) / "named.onnx"
         large = model.ByteSize() > 1_800_000_000
@@ -178,7 +192,8 @@ def _quantize_int8_qdq(
         onnx.save(quantized, str(out_path), save_as_external_data=quantized.ByteSize() > 1_800_000_000)
     _LOGGER.info(
         "quantized mode=%s file=%s float_nodes=%d gather_tables=%d calib=%d",
-        "int8_cpu" if cpu_form else "int8", out_path.name, len(excluded), tables, len(calibration_inputs),
+        ("int8_cpu_residual" if residual_adds else "int8_cpu") if cpu_form else "int8", out_path.name, len(excluded), tables,
+        len(calibration_inputs),
     )
 
 
@@ -323,12 +338,15 @@ def quantize_graph(
     mode: str,
     keep_float: Sequence[str] = (),
     single_row: bool = False,
+    residual_adds: Sequence[str] = (),
 ) -> Path:
     """Write the `mode` variant of the FP32 graph at `fp32_path` to `out_path`; return `out_path`.
 
-    `calibration_inputs` are feeds for the FP32 graph (used by the static `int8` and `int8_cpu` only); extra keys are
-    ignored. `keep_float`: node-name fragments whose nodes stay float in those modes (see KEEP_FLOAT). `single_row`:
-    the graph multiplies one row at a time (the GPT decode step), which `int8_column` lowers differently.
+    `calibration_inputs` are feeds for the FP32 graph (used by the static `int8`, `int8_cpu` and `int8_cpu_residual`
+    only); extra keys are ignored. `keep_float`: node-name fragments whose nodes stay float in those modes (see
+    KEEP_FLOAT). `single_row`: the graph multiplies one row at a time (the GPT decode step), which `int8_column`
+    lowers differently. `residual_adds`: node-name fragments of the Adds `int8_cpu_residual` quantizes (see
+    RESIDUAL_ADDS).
     """
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     if mode not in MODES:
@@ -343,8 +361,11 @@ def quantize_graph(
         shutil.copyfile(fp32_path, out_path)
     elif mode == "fp16":
         _convert_fp16(fp32_path, out_path)
-    elif mode in ("int8", "int8_cpu"):
-        _quantize_int8_qdq(fp32_path, out_path, calibration_inputs, keep_float, cpu_form=mode == "int8_cpu")
+    elif mode in ("int8", "int8_cpu", "int8_cpu_residual"):
+        if mode == "int8_cpu_residual" and not residual_adds:
+            raise ExportError(f"int8_cpu_residual of {fp32_path} needs the names of its residual Add nodes (residual_adds)")
+        _quantize_int8_qdq(fp32_path, out_path, calibration_inputs, keep_float, cpu_form=mode != "int8",
+                           residual_adds=residual_adds if mode == "int8_cpu_residual" else ())
     elif mode == "int8_block":
         _quantize_int8_block(fp32_path, out_path)
     elif mode == "int8_column":

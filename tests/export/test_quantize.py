@@ -218,6 +218,57 @@ def test_int8_cpu_form_runs_conv_as_qlinearconv_in_onnxruntime(graphs, tmp_path)
     assert any(z.dtype == np.uint8 for z in zero_points)
 
 
+def make_resblock_like(path, rng):
+    """z [1,8,T] -> an encoder Add (stays float) -> two ResBlock-style residual steps x = conv(lrelu(conv(lrelu(x)))) + x
+    named like the vocoder's (/dec/resblocks.N/Add) -> audio [1,8,T]."""
+    inits = [numpy_helper.from_array(np.full((1, 8, 1), 0.1, np.float32), "enc_bias")]
+    nodes = [helper.make_node("Add", ["z", "enc_bias"], ["x0"], name="/enc/Add")]
+    for block in range(2):
+        for conv in (1, 2):
+            name = f"w{block}_{conv}"
+            inits += [numpy_helper.from_array((rng.standard_normal((8, 8, 3)) * 0.2).astype(np.float32), name),
+                      numpy_helper.from_array(np.zeros(8, np.float32), name + "_b")]
+        x = f"x{block}"
+        nodes += [
+            helper.make_node("LeakyRelu", [x], [f"a{block}"], alpha=0.1, name=f"/dec/resblocks.{block}/LeakyRelu"),
+            helper.make_node("Conv", [f"a{block}", f"w{block}_1", f"w{block}_1_b"], [f"c{block}"], pads=[1, 1],
+                             name=f"/dec/resblocks.{block}/convs1/Conv"),
+            helper.make_node("LeakyRelu", [f"c{block}"], [f"b{block}"], alpha=0.1, name=f"/dec/resblocks.{block}/LeakyRelu_1"),
+            helper.make_node("Conv", [f"b{block}", f"w{block}_2", f"w{block}_2_b"], [f"d{block}"], pads=[1, 1],
+                             name=f"/dec/resblocks.{block}/convs2/Conv"),
+            helper.make_node("Add", [f"d{block}", x], ["audio" if block == 1 else f"x{block + 1}"], name=f"/dec/resblocks.{block}/Add"),
+        ]
+    graph = helper.make_graph(
+        nodes, "resblock_like",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 8, "t"])],
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, 8, "t"])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def test_int8_cpu_residual_quantizes_only_the_named_residual_adds(graphs, tmp_path):
+    """The vocoder's residual Adds become QLinearAdd in ORT (the resblock chain stays uint8); any other Add stays
+    float; the mode refuses a graph without residual names."""
+    rng = np.random.default_rng(3)
+    fp32 = make_resblock_like(tmp_path / "res.onnx", rng)
+    feeds = [{"z": rng.standard_normal((1, 8, int(t))).astype(np.float32)} for t in rng.integers(200, 400, 8)]
+    calib, held = split_calibration(feeds)
+    fused = {}
+    for mode in ("int8_cpu", "int8_cpu_residual"):
+        out = quantize_graph(fp32, tmp_path / f"res_{mode}.onnx", calib, mode, residual_adds=("/dec/resblocks.",))
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"res_{mode}.optimized.onnx")
+        ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+        fused[mode] = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+        result = measure_fidelity("sovits_decoder", fp32, out, mode, held)
+        assert result.metrics["snr_db_min"] > 25.0, (mode, result)
+    assert fused["int8_cpu_residual"].count("QLinearAdd") == 2 and fused["int8_cpu_residual"].count("Add") == 1
+    assert "QLinearAdd" not in fused["int8_cpu"]
+    with pytest.raises(ExportError, match="residual Add"):
+        quantize_graph(fp32, tmp_path / "no_names.onnx", calib, "int8_cpu_residual")
+
+
 def _conv_weights(path) -> list[np.ndarray]:
     """The int8 weight tensors the Convs of a Q/DQ graph dequantize."""
     model = onnx.load(str(path))
