@@ -278,14 +278,15 @@ class FidelityReport:
 
     def format_table(self) -> str:
         """The short table the build prints at the end."""
-        lines = [f"{'graph':<16} {'precision':<13} {'size MB':>8}  {'result':<6} metrics"]
+        width = max([len("precision")] + [len(r.precision) + 1 for r in self.results])  # +1: the chosen mark
+        lines = [f"{'graph':<16} {'precision':<{width}} {'size MB':>8}  {'result':<6} metrics"]
         for r in self.results:
             mark = "*" if self.chosen.get(r.graph) == r.precision else " "
             metrics = " ".join(f"{k}={v:.4g}" for k, v in r.metrics.items()) or "(reference)"
             verdict = "pass" if r.passed else "FAIL"
-            lines.append(f"{r.graph:<16} {r.precision + mark:<13} {r.size_bytes / 1e6:>8.2f}  {verdict:<6} {metrics}")
+            lines.append(f"{r.graph:<16} {r.precision + mark:<{width}} {r.size_bytes / 1e6:>8.2f}  {verdict:<6} {metrics}")
             for failure in r.failures:
-                lines.append(f"{'':<16} {'':<13} {'':>8}  {'':<6} - {failure}")
+                lines.append(f"{'':<16} {'':<{width}} {'':>8}  {'':<6} - {failure}")
         lines.append("* = chosen. Note: " + self.note + ".")
         return "\n".join(lines)
 
