@@ -19,7 +19,7 @@ Modes:
   `RESIDUAL_ADDS`: ResBlock's `x = conv2(...) + x`), so ORT runs them as `QLinearAdd` and the resblock chains stay in
   uint8 without a dequantize, float add, quantize and layout transposes around every residual. The residual stream
   then carries the per-tensor uint8 step, so this form loses more than `int8_cpu` and is raced only where it passes
-  the gate. Measured on the full-size decoder, random weights, two threads, Xeon with VNNI (2026-12-03 06:20 UTC):
+  the gate. Measured on the full-size decoder, random weights, two threads, Xeon with VNNI (2026-12-03 ~06:25 UTC):
   64 tokens 341 vs 466 ms, 28 tokens 178 vs 203 ms; SNR vs FP32 27.0-27.7 vs 30.2-31.6 dB. Quantizing every Add
   (text encoders, flow) fell to 13-14 dB.
 - `int8_dynamic`: ONNX Runtime `quantize_dynamic` (int8 weights, activation scales per run) on MatMul/Gemm: the
