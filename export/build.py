@@ -19,11 +19,13 @@ from typing import Callable, Final, Optional
 
 from export.checkpoints import load_gpt_checkpoint, load_sovits_checkpoint, load_state_strict
 from export.errors import ExportError
+from runtime.bundle.build_choices import DECODER_CPU_FORMS as NAMED_DECODER_CPU_FORMS
 from runtime.bundle.build_choices import GPT_CPU_FORMS as NAMED_GPT_CPU_FORMS, PRECISIONS, TARGETS
 
 _LOGGER = logging.getLogger(__name__)
 
 GPT_CPU_FORMS: Final = ("auto", *NAMED_GPT_CPU_FORMS)  # auto: the build machine times the forms
+DECODER_CPU_FORMS: Final = ("auto", *NAMED_DECODER_CPU_FORMS)
 DEFAULT_KV_CAPACITY: Final = 2048  # prompt + target phones + prompt tokens + up to 1500 generated tokens
 MODEL_VERSION: Final = "v2"
 
@@ -36,6 +38,7 @@ class BuildConfig:
     precision: str = "fp32"
     target: str = "jetson"
     gpt_cpu_form: str = "auto"
+    decoder_cpu_form: str = "auto"
     calibration_path: Optional[Path] = None
     kv_capacity: int = DEFAULT_KV_CAPACITY
     bundle_version: Optional[str] = None
@@ -135,13 +138,15 @@ def build_bundle(config: BuildConfig, progress: Optional[Progress] = None) -> Pa
         raise ExportError(f"--precision {config.precision!r} is not one of {', '.join(PRECISIONS)}")
     if config.target not in TARGETS:
         raise ExportError(f"--target {config.target!r} is not one of {', '.join(TARGETS)}")
-    if config.gpt_cpu_form not in GPT_CPU_FORMS:
-        raise ExportError(f"--gpt-cpu-form {config.gpt_cpu_form!r} is not one of {', '.join(GPT_CPU_FORMS)}")
-    if config.gpt_cpu_form != "auto" and (config.target != "cpu" or config.precision not in ("int8", "auto")):
-        raise ExportError(
-            f"--gpt-cpu-form {config.gpt_cpu_form} needs --target cpu and --precision int8 or auto "
-            f"(got --target {config.target} --precision {config.precision})"
-        )
+    for flag, form, allowed in (("--gpt-cpu-form", config.gpt_cpu_form, GPT_CPU_FORMS),
+                                ("--decoder-cpu-form", config.decoder_cpu_form, DECODER_CPU_FORMS)):
+        if form not in allowed:
+            raise ExportError(f"{flag} {form!r} is not one of {', '.join(allowed)}")
+        if form != "auto" and (config.target != "cpu" or config.precision not in ("int8", "auto")):
+            raise ExportError(
+                f"{flag} {form} needs --target cpu and --precision int8 or auto "
+                f"(got --target {config.target} --precision {config.precision})"
+            )
     progress = progress or Progress()
     staging = _prepare_out_dir(config)
     try:

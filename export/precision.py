@@ -29,7 +29,7 @@ import numpy as np
 from export.errors import ExportError
 from export.fidelity import FidelityResult, failed_checks, fp32_result, gate, measure_fidelity
 from export.quantize import KEEP_FLOAT, RESIDUAL_ADDS, fastest_variant, load_calibration_texts, pick_fastest, quantize_graph, split_calibration, time_graph_ms
-from runtime.bundle.build_choices import GPT_CPU_FORMS
+from runtime.bundle.build_choices import DECODER_CPU_FORMS, GPT_CPU_FORMS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ GPT_GRAPHS: Final = ("gpt_prefill", "gpt_decode_step")
 CPU_FORMS: Final = {
     "gpt_prefill": GPT_CPU_FORMS,
     "gpt_decode_step": GPT_CPU_FORMS,
-    "sovits_decoder": ("int8_cpu", "int8_cpu_residual"),
+    "sovits_decoder": DECODER_CPU_FORMS,
 }
 
 
@@ -168,17 +168,22 @@ def _ort_supports(mode: str) -> bool:
     return True
 
 
-def _candidates(graph: str, precision: str, target: str = "jetson", gpt_cpu_form: str = "auto") -> list[str]:
+def _candidates(
+    graph: str, precision: str, target: str = "jetson", gpt_cpu_form: str = "auto", decoder_cpu_form: str = "auto"
+) -> list[str]:
     """`jetson` bundles keep every graph TensorRT-loadable (explicit Q/DQ); `cpu` bundles may use ONNX Runtime's CPU
     forms (dynamic or block-wise INT8 for both GPT graphs, the form the decode step keeps being shared with the
-    prefill; the uint8 QLinearConv form for the decoder), where this onnxruntime supports them. A named
-    `gpt_cpu_form` is the only candidate for both GPT graphs (the box's CPU, not the build machine's, decides)."""
+    prefill; the uint8 QLinearConv forms for the decoder), where this onnxruntime supports them. A named
+    `gpt_cpu_form` is the only candidate for both GPT graphs, a named `decoder_cpu_form` for the decoder (the box's
+    CPU, not the build machine's, decides)."""
     if precision == "fp16":
         return ["fp16"]
     if gpt_cpu_form != "auto" and target == "cpu" and graph in GPT_GRAPHS:
         if not _ort_supports(gpt_cpu_form):
             raise ExportError(f"--gpt-cpu-form {gpt_cpu_form} needs a newer onnxruntime on the build machine (and on the box)")
         return [gpt_cpu_form]
+    if decoder_cpu_form != "auto" and target == "cpu" and graph == "sovits_decoder":
+        return [decoder_cpu_form]
     modes = ["int8"] + ([m for m in CPU_FORMS[graph] if _ort_supports(m)] if target == "cpu" and graph in CPU_FORMS else [])
     return modes + (["fp16"] if precision == "auto" else [])
 
@@ -268,7 +273,7 @@ def _apply_precision(staging: Path, graphs: dict[str, dict], config, progress) -
             held_out = calibration[-1:]
         results.append(fp32_result(graph, fp32_path))
         variants[graph] = {"fp32": fp32_path}
-        for mode in _candidates(graph, config.precision, config.target, config.gpt_cpu_form):
+        for mode in _candidates(graph, config.precision, config.target, config.gpt_cpu_form, config.decoder_cpu_form):
             progress.step(f"{graph}: {mode} variant")
             out = fp32_path.with_name(f"{fp32_path.stem}.{mode}.onnx")
             quantize_graph(fp32_path, out, calibration, mode, keep_float=KEEP_FLOAT.get(graph, ()), single_row=graph == "gpt_decode_step",

@@ -34,7 +34,7 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime.bundle.build_choices import GPT_CPU_FORMS  # noqa: E402  (after the path: the repo's runtime, torch-free)
+from runtime.bundle.build_choices import DECODER_CPU_FORMS, GPT_CPU_FORMS  # noqa: E402  (after the path: the repo's runtime, torch-free)
 
 GENIE_VERSION = "2.0.2"
 VOICE = "bench"
@@ -101,10 +101,10 @@ def machine() -> dict:
 
 
 # ---- preparation (parent) -------------------------------------------------------------------------------------------
-def prepare(work: Path, size: str, log, gpt_cpu_forms: tuple[str, ...] = ()) -> dict:
+def prepare(work: Path, size: str, log, gpt_cpu_forms: tuple[str, ...] = (), decoder_cpu_forms: tuple[str, ...] = ()) -> dict:
     """Checkpoints, the FP32 bundle and (if export.precision exists) the INT8 bundle, each with the bench voice, plus
-    one INT8 bundle per named GPT CPU form (`int8:FORM`). Reused when already present in `work` (delete the folder to
-    rebuild)."""
+    one INT8 bundle per named GPT CPU form (`int8:FORM`) and per named decoder CPU form (`int8-decoder:FORM`). Reused
+    when already present in `work` (delete the folder to rebuild)."""
     from export.testing import write_test_set
 
     work.mkdir(parents=True, exist_ok=True)
@@ -123,13 +123,15 @@ def prepare(work: Path, size: str, log, gpt_cpu_forms: tuple[str, ...] = ()) -> 
         bundles["int8"] = _bundle(work / "bundle_int8", paths, "int8", log)
         for form in gpt_cpu_forms:
             bundles[f"int8:{form}"] = _bundle(work / f"bundle_int8_{form}", paths, "int8", log, gpt_cpu_form=form)
+        for form in decoder_cpu_forms:
+            bundles[f"int8-decoder:{form}"] = _bundle(work / f"bundle_int8_decoder_{form}", paths, "int8", log, decoder_cpu_form=form)
     except ImportError as exc:
         bundles["int8"] = None
         log(f"INT8 pending: export.precision is not importable ({exc})")
     return {"checkpoints": paths, "bundles": bundles}
 
 
-def _bundle(out: Path, paths: dict, precision: str, log, gpt_cpu_form: str = "auto") -> Optional[Path]:
+def _bundle(out: Path, paths: dict, precision: str, log, gpt_cpu_form: str = "auto", decoder_cpu_form: str = "auto") -> Optional[Path]:
     from export.build import BuildConfig, Progress, build_bundle
     from export.voice_add import add_voice
 
@@ -140,6 +142,8 @@ def _bundle(out: Path, paths: dict, precision: str, log, gpt_cpu_form: str = "au
         extra = {"target": "cpu"} if "target" in {f.name for f in dataclasses.fields(BuildConfig)} else {}  # the CPU path
         if gpt_cpu_form != "auto":
             extra["gpt_cpu_form"] = gpt_cpu_form
+        if decoder_cpu_form != "auto":
+            extra["decoder_cpu_form"] = decoder_cpu_form
         build_bundle(BuildConfig(gpt_path=paths["gpt"], sovits_path=paths["sovits"], out_dir=out, precision=precision, force=True,
                                  **extra), Progress(enabled=True))
     if not (out / "voices" / f"{VOICE}.npz").is_file():
@@ -528,6 +532,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: all cores)")
     parser.add_argument("--gpt-cpu-form", action="append", default=[], choices=GPT_CPU_FORMS,
                         help="also time an INT8 bundle built with this GPT CPU form (repeatable)")
+    parser.add_argument("--decoder-cpu-form", action="append", default=[], choices=DECODER_CPU_FORMS,
+                        help="also time an INT8 bundle built with this SoVITS decoder CPU form (repeatable)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the least disturbed one counts per figure")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -546,7 +552,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"skyvoice-bench-{args.size}"
     tokens = args.tokens or (100 if args.size == "full" else 12)
     info = machine()
-    prep = prepare(work, args.size, log, tuple(dict.fromkeys(args.gpt_cpu_form)))
+    prep = prepare(work, args.size, log, tuple(dict.fromkeys(args.gpt_cpu_form)), tuple(dict.fromkeys(args.decoder_cpu_form)))
     bundles = prep["bundles"]
     manifest = json.loads((bundles["fp32"] / "manifest.json").read_text())
     from runtime.synth.voice_pack import VoicePack
@@ -575,8 +581,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 results[name] = {"pending": "INT8 bundle pending: export/precision.py has not landed"}
                 continue
             results[name] = time_bundle(round_index, name, bundles[precision])
-        for key in (k for k in bundles if k.startswith("int8:") and bundles[k] is not None):
-            name = f"skyvoice-int8 (GPT {key.split(':', 1)[1]})"
+        for key in (k for k in bundles if k.startswith(("int8:", "int8-decoder:")) and bundles[k] is not None):
+            name = f"skyvoice-int8 ({'decoder' if key.startswith('int8-decoder:') else 'GPT'} {key.split(':', 1)[1]})"
             results[name] = time_bundle(round_index, name, bundles[key])
         best = "skyvoice-int8" if bundles.get("int8") else "skyvoice-fp32"
         # The alternative thread policies, same bundle: the decode step on one thread (the default before 2026-12-02,

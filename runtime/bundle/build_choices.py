@@ -11,3 +11,6 @@ TARGETS: Final = ("jetson", "cpu")  # jetson: every graph TensorRT-loadable; cpu
 # block-wise `int8_block` was faster with VNNI, `int8_dynamic` on AVX2-only x86; `int8_column` runs the prefill as
 # integer GEMMs and the decode step as `int8_block` does, over one set of per-column weights.
 GPT_CPU_FORMS: Final = ("int8_block", "int8_dynamic", "int8_column")
+# The INT8 forms of the SoVITS decoder on a `cpu` bundle that can be named: `int8_cpu` (uint8 QLinearConv) and
+# `int8_cpu_residual` (its ResBlock residual adds in uint8 too: faster, further from FP32).
+DECODER_CPU_FORMS: Final = ("int8_cpu", "int8_cpu_residual")

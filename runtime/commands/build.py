@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from runtime.bundle.build_choices import GPT_CPU_FORMS, PRECISIONS, TARGETS
+from runtime.bundle.build_choices import DECODER_CPU_FORMS, GPT_CPU_FORMS, PRECISIONS, TARGETS
 from runtime.errors import ConfigError
 
 
@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="INT8 form of the GPT graphs on a cpu bundle: auto times them on this machine; name one for a "
                         "box whose CPU differs (measured: int8_block on x86 with VNNI, int8_dynamic on AVX2-only x86, "
                         "int8_column where integer GEMMs are fast, e.g. Xeon with AMX)")
+    parser.add_argument("--decoder-cpu-form", default="auto", choices=("auto", *DECODER_CPU_FORMS),
+                        help="INT8 form of the SoVITS decoder on a cpu bundle: auto times them on this machine inside the "
+                        "fidelity gate; name one for a box whose CPU differs (int8_cpu_residual: residual adds in uint8 too)")
     parser.add_argument("--bert", type=Path, default=None,
                         help="local chinese-roberta-wwm-ext-large directory: ship Chinese BERT features (else zeros)")
     parser.add_argument("--g2pw", type=Path, default=None,
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"'skyvoice build' needs the build extra ({exc.name} is missing): run scripts/setup build") from None
     config = BuildConfig(
-        gpt_path=args.gpt, sovits_path=args.sovits, out_dir=args.out, precision=args.precision, target=args.target, gpt_cpu_form=args.gpt_cpu_form, bert_dir=args.bert, g2pw_dir=args.g2pw,
+        gpt_path=args.gpt, sovits_path=args.sovits, out_dir=args.out, precision=args.precision, target=args.target, gpt_cpu_form=args.gpt_cpu_form,
+        decoder_cpu_form=args.decoder_cpu_form, bert_dir=args.bert, g2pw_dir=args.g2pw,
         calibration_path=args.calib, kv_capacity=args.kv_capacity, bundle_version=args.bundle_version, force=args.force,
     )
     out = build_bundle(config, Progress(enabled=not args.quiet))

@@ -92,27 +92,31 @@ def test_forced_int8_ships_the_int8_form_nearest_to_fp32():
     assert _closest("gpt_prefill", "int8", results) == "int8"  # nothing measured: the family's plain form
 
 
-@pytest.mark.parametrize("form", ["int8_dynamic", "int8_column"])
-def test_named_gpt_cpu_form_is_the_one_both_gpt_graphs_ship(tiny_checkpoints, tiny_bundle, tmp_path, form):
-    """`--gpt-cpu-form FORM` (a box whose CPU differs from the build machine's): both GPT graphs take that form,
-    measured by the gate and shipped with --precision int8 whatever the build machine's timing says, and the bundle
-    speaks. `int8_column` stores the weights once: the decode step's views of them are listed beside it."""
+@pytest.mark.parametrize(("form", "decoder_form"), [("int8_dynamic", "int8_cpu_residual"), ("int8_column", "int8_cpu")])
+def test_named_cpu_forms_are_the_ones_the_bundle_ships(tiny_checkpoints, tiny_bundle, tmp_path, form, decoder_form):
+    """`--gpt-cpu-form FORM` and `--decoder-cpu-form FORM` (a box whose CPU differs from the build machine's): both GPT
+    graphs take the GPT form and the decoder its form, each the only one the gate measures, shipped with --precision
+    int8 whatever the build machine's timing says, and the bundle speaks. `int8_column` stores the weights once: the
+    decode step's views of them are listed beside it."""
     import shutil
 
-    from runtime.bundle.build_choices import GPT_CPU_FORMS
+    from runtime.bundle.build_choices import DECODER_CPU_FORMS, GPT_CPU_FORMS
     from runtime.synth.synthesizer import SynthesisOptions
     from runtime.synth.voice_engine import load_synthesizer
     from runtime.text.symbols import parse_phones
 
     out = tmp_path / "bundle"
     config = BuildConfig(gpt_path=tiny_checkpoints["gpt"], sovits_path=tiny_checkpoints["sovits"], out_dir=out,
-                         precision="int8", kv_capacity=512, target="cpu", gpt_cpu_form=form)
+                         precision="int8", kv_capacity=512, target="cpu", gpt_cpu_form=form, decoder_cpu_form=decoder_form)
     build_bundle(config, Progress(enabled=False))
     manifest = json.loads((out / "manifest.json").read_text())
     graphs = manifest["graphs"]
     assert graphs["gpt_decode_step"]["precision"] == graphs["gpt_prefill"]["precision"] == form
-    measured = json.loads((out / "fidelity.json").read_text())["graphs"]["gpt_decode_step"]["precisions"]
+    assert graphs["sovits_decoder"]["precision"] == decoder_form
+    fidelity = json.loads((out / "fidelity.json").read_text())["graphs"]
+    measured = fidelity["gpt_decode_step"]["precisions"]
     assert form in measured and not any(other in measured for other in GPT_CPU_FORMS if other != form)
+    assert set(fidelity["sovits_decoder"]["precisions"]) - {"fp32"} == {decoder_form}
     assert ("graphs/gpt_decode_step.weight_views.json" in manifest["files"]) == (form == "int8_column")
     shutil.copytree(tiny_bundle / "voices", out / "voices", dirs_exist_ok=True)
     options = SynthesisOptions(seed=2, max_tokens=30, noise_scale=0.0, stream=False)
@@ -122,12 +126,21 @@ def test_named_gpt_cpu_form_is_the_one_both_gpt_graphs_ship(tiny_checkpoints, ti
 
 
 @pytest.mark.parametrize(("target", "precision"), [("jetson", "int8"), ("cpu", "fp16"), ("cpu", "fp32")])
-def test_named_gpt_cpu_form_needs_a_cpu_int8_build(tiny_checkpoints, tmp_path, target, precision):
+@pytest.mark.parametrize(("field", "flag", "form"), [("gpt_cpu_form", "--gpt-cpu-form", "int8_block"),
+                                                     ("decoder_cpu_form", "--decoder-cpu-form", "int8_cpu_residual")])
+def test_named_cpu_form_needs_a_cpu_int8_build(tiny_checkpoints, tmp_path, target, precision, field, flag, form):
     config = BuildConfig(gpt_path=tiny_checkpoints["gpt"], sovits_path=tiny_checkpoints["sovits"], out_dir=tmp_path / "b",
-                         precision=precision, target=target, gpt_cpu_form="int8_block")
-    with pytest.raises(ExportError, match="--gpt-cpu-form int8_block needs --target cpu"):
+                         precision=precision, target=target, **{field: form})
+    with pytest.raises(ExportError, match=f"{flag} {form} needs --target cpu"):
         build_bundle(config, Progress(enabled=False))
     assert not (tmp_path / "b").exists()
+
+
+def test_an_unknown_decoder_cpu_form_is_refused(tiny_checkpoints, tmp_path):
+    config = BuildConfig(gpt_path=tiny_checkpoints["gpt"], sovits_path=tiny_checkpoints["sovits"], out_dir=tmp_path / "b",
+                         precision="int8", target="cpu", decoder_cpu_form="int4")
+    with pytest.raises(ExportError, match="--decoder-cpu-form 'int4' is not one of auto, int8_cpu, int8_cpu_residual"):
+        build_bundle(config, Progress(enabled=False))
 
 
 def _result(graph, precision, passed, failures=(), **metrics):
