@@ -165,8 +165,9 @@ def _quantize_int8_qdq(
     input_names = [i.name for i in model.graph.input]
     excluded = _weighted_nodes_to_exclude(model)
     excluded += [n.name for n in model.graph.node if n.name not in excluded and any(part in n.name for part in keep_float)]
-    excluded += [n.name for n in model.graph.node
-                 if n.op_type == "Add" and n.name not in excluded and not any(part in n.name for part in residual_adds)]
+    if residual_adds:  # Add is quantized then: only the named residual ones
+        excluded += [n.name for n in model.graph.node
+                     if n.op_type == "Add" and n.name not in excluded and not any(part in n.name for part in residual_adds)]
     with tempfile.TemporaryDirectory(prefix="skyvoice-quant-") as tmp:
         named_path = Path(tmp) / "named.onnx"
         large = model.ByteSize() > 1_800_000_000
