@@ -585,13 +585,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             name = f"skyvoice-int8 ({'decoder' if key.startswith('int8-decoder:') else 'GPT'} {key.split(':', 1)[1]})"
             results[name] = time_bundle(round_index, name, bundles[key])
         best = "skyvoice-int8" if bundles.get("int8") else "skyvoice-fp32"
-        # The alternative thread policies, same bundle: the decode step on one thread (the default before 2026-12-02,
-        # leaving the second core to the decoder stage alone) and on two spinning threads; the product runs two
-        # threads without spinning (runtime.synth.voice_engine.DECODE_STEP_THREADS).
+        # The same bundle with the decode step on ONNX Runtime (the graph the native step reads, run by ORT's kernels:
+        # the product's path before 2026-12-03, and the path of every box without the native library) and with the
+        # step on one thread instead of two (runtime.synth.voice_engine.DECODE_STEP_THREADS).
         source = str(bundles["int8" if bundles.get("int8") else "fp32"])
-        for label, suffix, env in (("1 step thread", "one", {"SKYVOICE_DECODE_STEP_THREADS": "1"}),
-                                   ("2 spinning step threads", "spin2", {"SKYVOICE_ORT_SPIN": "1", "SKYVOICE_DECODE_STEP_THREADS": "2"})):
-            log(f"round {round_index + 1}/{args.rounds}: timing {best} with the decode step on {label.replace(' step', '')}")
+        for label, suffix, env in (("ONNX Runtime step", "ort", {"SKYVOICE_DECODE_STEP": "ort"}),
+                                   ("1 step thread", "one", {"SKYVOICE_DECODE_STEP_THREADS": "1"})):
+            log(f"round {round_index + 1}/{args.rounds}: timing {best} with the {label}")
             variant = run_worker("skyvoice", dict(common, name=f"{best}-{suffix}", bundle=source), work, env_extra=env)
             if "step_ms" in variant:
                 variant["bundle_mb"] = results[best].get("bundle_mb")

@@ -197,7 +197,10 @@ def _declared_cache_heads(runner: GraphRunner) -> Optional[int]:
 
 
 def _declared_logits_columns(runner: GraphRunner) -> Optional[int]:
-    """The static logits width an ORT decode-step graph declares, or None (then plain `run` is used)."""
+    """The static logits width a decode-step runner declares (an ORT graph's output, or a native step's
+    `logits_columns`), or None (then plain `run` is used)."""
+    if isinstance(getattr(runner, "logits_columns", None), int):
+        return runner.logits_columns
     session = getattr(runner, "session", None)
     if session is None or not hasattr(session, "get_outputs"):
         return None

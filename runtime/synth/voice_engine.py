@@ -123,6 +123,7 @@ class NeuralSynthesizer:
         for name in RUNTIME_GRAPHS:
             check_precision_supported(name, str(raw["graphs"][name].get("precision", "fp32")), self.bundle_dir)
         factory = runner_factory or default_runner_factory(self.bundle_dir, threads)
+        self.threads = threads
         n_layer, d_model, n_head = int(gpt_meta["n_layer"]), int(gpt_meta["d_model"]), int(gpt_meta.get("n_head", 16))
         capacity = int(gpt_meta.get("kv_capacity", 2048))
         runners = {name: factory(name, path) for name, path in files.items() if name != "gpt_decode_step"}
@@ -153,11 +154,18 @@ class NeuralSynthesizer:
         _LOGGER.info("neural voice loaded bundle=%s backends=%s", self.bundle_dir, self.backends)
 
     def _decode_step(self, path: Path, factory: RunnerFactory, default: bool, n_layer: int, d_model: int, n_head: int, capacity: int):
-        """A device-resident TensorRT decode step (KV cache on the GPU) when an engine matches, else a runner."""
+        """A device-resident TensorRT decode step (KV cache on the GPU) when an engine matches, else the native CPU
+        step when it can run the graph (`runtime.synth.native_step`), else a runner."""
         if default and any((self.bundle_dir / "engines").glob("gpt_decode_step.engine")):
             from runtime.synth.trt_runner import select_decode_step
 
             return select_decode_step(path, self.bundle_dir / "engines", n_layer=n_layer, d_model=d_model, n_head=n_head, capacity=capacity)
+        if default:
+            from runtime.synth.native_step import native_step_runner
+
+            native = native_step_runner(path, n_head=n_head, threads=decode_step_threads() if self.threads == 0 else self.threads)
+            if native is not None:
+                return native, native.backend
         runner = factory("gpt_decode_step", path)
         return runner, runner.backend
 

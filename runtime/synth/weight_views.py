@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Final
+from typing import Final, Iterator
 
 import numpy as np
 
@@ -49,24 +49,37 @@ def column_to_view(weight: np.ndarray, block: int) -> np.ndarray:
 
 def load_weight_views(graph_path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The views the graph at `graph_path` needs, by initializer name ({} when it has no sidecar)."""
+    return dict(iter_weight_views(graph_path))
+
+
+def iter_weight_views(graph_path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """(initializer name, view) for each view the graph at `graph_path` needs, made one at a time; the sidecar is
+    checked whole before the first is made."""
     sidecar = views_path(graph_path)
     if not sidecar.is_file():
-        return {}
+        return
     try:
         spec = json.loads(sidecar.read_text(encoding="utf-8"))
         if spec.get("format") != VIEWS_FORMAT:
             raise ValueError(f"format {spec.get('format')!r} is not {VIEWS_FORMAT}")
-        entries = spec["views"].items()
-        views = {}
-        for name, entry in entries:
+        sources = []
+        for name, entry in spec["views"].items():
             source = sidecar.parent / entry["location"]
             k, n, offset, block = int(entry["k"]), int(entry["n"]), int(entry["offset"]), int(entry["block"])
             if source.parent.resolve() != sidecar.parent.resolve():
                 raise ValueError(f"view {name} points outside the graph's folder ({entry['location']})")
             if offset < 0 or offset + k * n > source.stat().st_size:
                 raise ValueError(f"view {name} needs bytes {offset}..{offset + k * n} of {source.name}, which is shorter")
-            weight = np.fromfile(source, dtype=np.int8, count=k * n, offset=offset).reshape(k, n)
-            views[name] = column_to_view(weight, block)
-        return views
+            sources.append((name, source, k, n, offset, block))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SynthesisError(f"weight views {sidecar} cannot be read: {exc}; rebuild the bundle with 'skyvoice build'") from exc
+        raise _unreadable(sidecar, exc) from exc
+    for name, source, k, n, offset, block in sources:
+        try:
+            weight = np.fromfile(source, dtype=np.int8, count=k * n, offset=offset).reshape(k, n)
+        except (OSError, ValueError) as exc:
+            raise _unreadable(sidecar, exc) from exc
+        yield name, column_to_view(weight, block)
+
+
+def _unreadable(sidecar: Path, exc: Exception) -> SynthesisError:
+    return SynthesisError(f"weight views {sidecar} cannot be read: {exc}; rebuild the bundle with 'skyvoice build'")
