@@ -102,6 +102,24 @@ def check_gpu(facts: BoxFacts) -> CheckResult:
     return _ok("gpu", "none (CPU only)")
 
 
+def check_native_step(directory: Optional[Path] = None) -> CheckResult:
+    """The native GPT decode step's library (runtime/native): built for this CPU, and with which kernel."""
+    from runtime.native.build import library_path
+    from runtime.native.library import load_library
+
+    path = library_path(directory)
+    if not path.is_file():
+        return _fix("native-step", "the native decode step is not built for this CPU; INT8 decode steps run on ONNX Runtime (slower)",
+                    "run .venv/bin/python -m runtime.native.build (needs gcc: apt install gcc libc6-dev)")
+    try:
+        library = load_library(path)
+    except OSError as exc:
+        return _fix("native-step", f"{path} does not load: {exc}", "run .venv/bin/python -m runtime.native.build --force")
+    if not library.fast:
+        return _ok("native-step", f"built with the {library.kernel} kernel only; INT8 decode steps run on ONNX Runtime")
+    return _ok("native-step", f"built ({library.kernel}): INT8 decode steps run natively")
+
+
 def check_memory(config: DoctorConfig) -> CheckResult:
     try:
         fields = dict(line.split(":", 1) for line in config.meminfo.read_text().splitlines() if ":" in line)
@@ -291,6 +309,7 @@ def run_checks(config: DoctorConfig, facts: Optional[BoxFacts] = None) -> list[C
         ("tensorrt", lambda: check_tensorrt(facts)),
         ("cuda", lambda: check_cuda(facts)),
         ("gpu", lambda: check_gpu(facts)),
+        ("native-step", check_native_step),
         ("memory", lambda: check_memory(config)),
         ("disk", lambda: check_disk(config)),
         ("bundle", lambda: check_bundle(config)),

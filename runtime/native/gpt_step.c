@@ -100,12 +100,10 @@ static void *sv_helper(void *arg) {
         }
         long spin_until = sv_now_ns() + SV_SPIN_NS;
         int woke = 0;
-        while (sv_now_ns() < spin_until) {
-            for (int i = 0; i < 64; i++) sv_relax();
-            if ((uint32_t)(atomic_load(&pool->claim) >> 32) != last || atomic_load(&pool->stop)) {
-                woke = 1;
-                break;
-            }
+        for (unsigned spins = 1; !woke; spins++) { /* look after every pause (a pause is ~40-140 cycles) */
+            sv_relax();
+            woke = (uint32_t)(atomic_load_explicit(&pool->claim, memory_order_acquire) >> 32) != last || atomic_load(&pool->stop);
+            if (spins % 256 == 0 && sv_now_ns() >= spin_until) break;
         }
         if (woke) continue;
         pthread_mutex_lock(&pool->lock);
@@ -271,13 +269,56 @@ static void sv_panel(const sv_product *p, int panel, float out[SV_PANEL]) {
 #endif
 }
 
+#define SV_GROUP 4 /* panels read side by side: four weight streams keep more loads in flight than one */
+
+#if SV_KERNEL == 1
+/* Four whole panels at once (panel .. panel + 3): the same sums as sv_panel, column for column. */
+static void sv_panel_group(const sv_product *p, int panel, float out[SV_GROUP * SV_PANEL]) {
+    const sv_matrix *m = p->m;
+    size_t stride = (size_t)m->kp * SV_PANEL;
+    const uint8_t *w = m->w + (size_t)panel * stride;
+    const float *scale = m->scale + (size_t)panel * m->blocks * SV_PANEL;
+    int lines = m->block / 4;
+    __m512 total[SV_GROUP];
+    for (int g = 0; g < SV_GROUP; g++) total[g] = _mm512_setzero_ps();
+    for (int b = 0; b < m->blocks; b++) {
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        const uint8_t *line = w + (size_t)b * lines * 64;
+        const int8_t *xb = p->xq + b * m->block;
+        for (int i = 0; i < lines; i++) {
+            __m512i x = sv_x4(xb, i);
+            const uint8_t *at = line + (size_t)i * 64;
+            acc0 = _mm512_dpbusd_epi32(acc0, _mm512_loadu_si512(at), x);
+            acc1 = _mm512_dpbusd_epi32(acc1, _mm512_loadu_si512(at + stride), x);
+            acc2 = _mm512_dpbusd_epi32(acc2, _mm512_loadu_si512(at + 2 * stride), x);
+            acc3 = _mm512_dpbusd_epi32(acc3, _mm512_loadu_si512(at + 3 * stride), x);
+        }
+        __m512i correction = _mm512_set1_epi32(128 * p->xsum[b]);
+        __m512 xs = _mm512_set1_ps(p->xscale[b]);
+        __m512i accs[SV_GROUP] = {acc0, acc1, acc2, acc3};
+        for (int g = 0; g < SV_GROUP; g++) {
+            __m512 step = _mm512_mul_ps(_mm512_loadu_ps(scale + ((size_t)g * m->blocks + b) * SV_PANEL), xs);
+            total[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(accs[g], correction)), step, total[g]);
+        }
+    }
+    for (int g = 0; g < SV_GROUP; g++) _mm512_storeu_ps(out + g * SV_PANEL, total[g]);
+}
+#endif
+
+/* Tasks are groups of SV_GROUP panels (the last may hold fewer). */
 static void sv_product_task(void *ctx, int begin, int end) {
     const sv_product *p = ctx;
-    float out[SV_PANEL];
-    for (int panel = begin; panel < end; panel++) {
-        sv_panel(p, panel, out);
-        int base = panel * SV_PANEL;
-        for (int c = 0; c < SV_PANEL && base + c < p->m->n; c++) {
+    float out[SV_GROUP * SV_PANEL];
+    for (int group = begin; group < end; group++) {
+        int first = group * SV_GROUP, count = p->m->panels - first < SV_GROUP ? p->m->panels - first : SV_GROUP;
+#if SV_KERNEL == 1
+        if (count == SV_GROUP)
+            sv_panel_group(p, first, out);
+        else
+#endif
+            for (int g = 0; g < count; g++) sv_panel(p, first + g, out + g * SV_PANEL);
+        int base = first * SV_PANEL;
+        for (int c = 0; c < count * SV_PANEL && base + c < p->m->n; c++) {
             float v = out[c] + (p->bias ? p->bias[base + c] : 0.0f);
             p->y[base + c] = p->relu && v < 0.0f ? 0.0f : v;
         }
@@ -420,8 +461,8 @@ int sv_set_embedding(sv_model *m, const float *values, int rows, int d) {
 static void sv_multiply(sv_model *m, const sv_matrix *mat, const float *x, const float *bias, int relu, float *y) {
     sv_quantize(x, mat->k, mat->block, mat->blocks, m->xq, m->xscale, m->xsum);
     sv_product p = {mat, m->xq, m->xscale, m->xsum, bias, relu, y};
-    int grain = mat->panels >= 64 ? 8 : 4;
-    sv_parallel(&m->pool, sv_product_task, &p, mat->panels, grain);
+    int groups = (mat->panels + SV_GROUP - 1) / SV_GROUP;
+    sv_parallel(&m->pool, sv_product_task, &p, groups, groups >= 16 ? 2 : 1);
 }
 
 static void sv_layer_norm(float *x, int d, const float *weight, const float *bias, float eps) {
@@ -473,75 +514,95 @@ static inline __m512 sv_exp_nonpositive(__m512 x) {
 }
 #endif
 
-static void sv_attention_head(const sv_attention *a, int h) {
+#define SV_HEADS_AT_ONCE 4 /* heads whose cache rows are read side by side (more loads in flight, as for the products) */
+
+/* Heads h0 .. h0 + count - 1 of one layer: scores over the cache rows < kv_len and the new token's own row, softmax,
+ * weighted sum of the values into m->mixed. */
+static void sv_attention_heads(const sv_attention *a, int h0, int count) {
     sv_model *m = a->m;
     int d = m->d, hd = d / m->heads, kv_len = a->kv_len;
     float scale = 1.0f / sqrtf((float)hd);
-    float q[hd];
-    for (int j = 0; j < hd; j++) q[j] = m->qkv[h * hd + j] * scale;
-    const float *k_own = m->qkv + d + h * hd, *v_own = m->qkv + 2 * d + h * hd;
-    const float *keys = a->k_cache + (size_t)h * a->rows * hd, *values = a->v_cache + (size_t)h * a->rows * hd;
-    float *scores = m->scores + (size_t)h * m->scores_rows;
-    float *out = m->mixed + h * hd;
-    float own = sv_dot(k_own, q, hd), top = own, total = 0.0f;
+    float q[SV_HEADS_AT_ONCE][hd], top[SV_HEADS_AT_ONCE], inv[SV_HEADS_AT_ONCE];
+    const float *keys[SV_HEADS_AT_ONCE], *values[SV_HEADS_AT_ONCE], *v_own[SV_HEADS_AT_ONCE];
+    float *scores[SV_HEADS_AT_ONCE], *out[SV_HEADS_AT_ONCE];
+    for (int g = 0; g < count; g++) {
+        int h = h0 + g;
+        for (int j = 0; j < hd; j++) q[g][j] = m->qkv[h * hd + j] * scale;
+        keys[g] = a->k_cache + (size_t)h * a->rows * hd;
+        values[g] = a->v_cache + (size_t)h * a->rows * hd;
+        v_own[g] = m->qkv + 2 * d + h * hd;
+        scores[g] = m->scores + (size_t)h * m->scores_rows;
+        out[g] = m->mixed + h * hd;
+        scores[g][kv_len] = top[g] = sv_dot(m->qkv + d + h * hd, q[g], hd);
+    }
 #if SV_KERNEL == 1
-    if (hd % 16 == 0) {
-        for (int r = 0; r < kv_len; r++) {
-            const float *key = keys + (size_t)r * hd;
-            __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(key), _mm512_loadu_ps(q));
-            for (int j = 16; j < hd; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(key + j), _mm512_loadu_ps(q + j), acc);
-            scores[r] = _mm512_reduce_add_ps(acc);
-            top = scores[r] > top ? scores[r] : top;
-        }
-        scores[kv_len] = own;
-        __m512 peak = _mm512_set1_ps(top), sums = _mm512_setzero_ps();
-        int r = 0;
-        for (; r + 16 <= kv_len + 1; r += 16) {
-            __m512 e = sv_exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(scores + r), peak));
-            _mm512_storeu_ps(scores + r, e);
-            sums = _mm512_add_ps(sums, e);
-        }
-        if (r < kv_len + 1) {
-            __mmask16 tail = (__mmask16)((1u << (kv_len + 1 - r)) - 1);
-            __m512 e = sv_exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, scores + r), peak));
-            e = _mm512_maskz_mov_ps(tail, e);
-            _mm512_mask_storeu_ps(scores + r, tail, e);
-            sums = _mm512_add_ps(sums, e);
-        }
-        total = _mm512_reduce_add_ps(sums);
-        float inv = 1.0f / total;
-        for (int j0 = 0; j0 < hd; j0 += 64) { /* up to four 16-lane accumulators: one pass over the rows */
-            int lanes = hd - j0 < 64 ? (hd - j0) / 16 : 4;
-            __m512 acc[4];
-            __m512 w_own = _mm512_set1_ps(scores[kv_len] * inv);
-            for (int c = 0; c < lanes; c++) acc[c] = _mm512_mul_ps(w_own, _mm512_loadu_ps(v_own + j0 + 16 * c));
-            for (int r2 = 0; r2 < kv_len; r2++) {
-                __m512 w = _mm512_set1_ps(scores[r2] * inv);
-                const float *v = values + (size_t)r2 * hd + j0;
-                for (int c = 0; c < lanes; c++) acc[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(v + 16 * c), acc[c]);
+    if (hd % 16 == 0 && hd <= 64) {
+        int lanes = hd / 16;
+        for (int r = 0; r < kv_len; r++)
+            for (int g = 0; g < count; g++) {
+                const float *key = keys[g] + (size_t)r * hd;
+                __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(key), _mm512_loadu_ps(q[g]));
+                for (int c = 1; c < lanes; c++) acc = _mm512_fmadd_ps(_mm512_loadu_ps(key + 16 * c), _mm512_loadu_ps(q[g] + 16 * c), acc);
+                float score = _mm512_reduce_add_ps(acc);
+                scores[g][r] = score;
+                top[g] = score > top[g] ? score : top[g];
             }
-            for (int c = 0; c < lanes; c++) _mm512_storeu_ps(out + j0 + 16 * c, acc[c]);
+        for (int g = 0; g < count; g++) {
+            __m512 peak = _mm512_set1_ps(top[g]), sums = _mm512_setzero_ps();
+            int r = 0;
+            for (; r + 16 <= kv_len + 1; r += 16) {
+                __m512 e = sv_exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(scores[g] + r), peak));
+                _mm512_storeu_ps(scores[g] + r, e);
+                sums = _mm512_add_ps(sums, e);
+            }
+            if (r < kv_len + 1) {
+                __mmask16 tail = (__mmask16)((1u << (kv_len + 1 - r)) - 1);
+                __m512 e = _mm512_maskz_mov_ps(tail, sv_exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, scores[g] + r), peak)));
+                _mm512_mask_storeu_ps(scores[g] + r, tail, e);
+                sums = _mm512_add_ps(sums, e);
+            }
+            inv[g] = 1.0f / _mm512_reduce_add_ps(sums);
         }
+        __m512 acc[SV_HEADS_AT_ONCE][4];
+        for (int g = 0; g < count; g++) {
+            __m512 w_own = _mm512_set1_ps(scores[g][kv_len] * inv[g]);
+            for (int c = 0; c < lanes; c++) acc[g][c] = _mm512_mul_ps(w_own, _mm512_loadu_ps(v_own[g] + 16 * c));
+        }
+        for (int r = 0; r < kv_len; r++)
+            for (int g = 0; g < count; g++) {
+                __m512 w = _mm512_set1_ps(scores[g][r] * inv[g]);
+                const float *v = values[g] + (size_t)r * hd;
+                for (int c = 0; c < lanes; c++) acc[g][c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(v + 16 * c), acc[g][c]);
+            }
+        for (int g = 0; g < count; g++)
+            for (int c = 0; c < lanes; c++) _mm512_storeu_ps(out[g] + 16 * c, acc[g][c]);
         return;
     }
 #endif
-    for (int r = 0; r < kv_len; r++) {
-        scores[r] = sv_dot(keys + (size_t)r * hd, q, hd);
-        top = scores[r] > top ? scores[r] : top;
-    }
-    scores[kv_len] = own;
-    for (int r = 0; r <= kv_len; r++) total += scores[r] = expf(scores[r] - top);
-    float inv = 1.0f / total;
-    for (int j = 0; j < hd; j++) out[j] = scores[kv_len] * inv * v_own[j];
-    for (int r = 0; r < kv_len; r++) {
-        float w = scores[r] * inv;
-        const float *v = values + (size_t)r * hd;
-        for (int j = 0; j < hd; j++) out[j] += w * v[j];
+    for (int g = 0; g < count; g++) {
+        for (int r = 0; r < kv_len; r++) {
+            scores[g][r] = sv_dot(keys[g] + (size_t)r * hd, q[g], hd);
+            top[g] = scores[g][r] > top[g] ? scores[g][r] : top[g];
+        }
+        float total = 0.0f;
+        for (int r = 0; r <= kv_len; r++) total += scores[g][r] = expf(scores[g][r] - top[g]);
+        float w_inv = 1.0f / total;
+        for (int j = 0; j < hd; j++) out[g][j] = scores[g][kv_len] * w_inv * v_own[g][j];
+        for (int r = 0; r < kv_len; r++) {
+            float w = scores[g][r] * w_inv;
+            const float *v = values[g] + (size_t)r * hd;
+            for (int j = 0; j < hd; j++) out[g][j] += w * v[j];
+        }
     }
 }
 
+/* Tasks are groups of SV_HEADS_AT_ONCE heads (the last may hold fewer). */
 static void sv_attention_task(void *ctx, int begin, int end) {
-    for (int h = begin; h < end; h++) sv_attention_head(ctx, h);
+    const sv_attention *a = ctx;
+    for (int group = begin; group < end; group++) {
+        int h0 = group * SV_HEADS_AT_ONCE, count = a->m->heads - h0 < SV_HEADS_AT_ONCE ? a->m->heads - h0 : SV_HEADS_AT_ONCE;
+        sv_attention_heads(a, h0, count);
+    }
 }
 
 /* One step. k_cache/v_cache: [n_layer, heads, rows, hd] float32 (head-major, rows < kv_len valid).
@@ -575,7 +636,7 @@ int sv_step(sv_model *m, int64_t token, int64_t position, int64_t kv_len, const 
         memcpy(k_new + (size_t)l * d, m->qkv + d, sizeof(float) * d);
         memcpy(v_new + (size_t)l * d, m->qkv + 2 * d, sizeof(float) * d);
         sv_attention att = {m, k_cache + l * layer_cache, v_cache + l * layer_cache, rows, (int)kv_len};
-        sv_parallel(&m->pool, sv_attention_task, &att, m->heads, 1);
+        sv_parallel(&m->pool, sv_attention_task, &att, (m->heads + SV_HEADS_AT_ONCE - 1) / SV_HEADS_AT_ONCE, 1);
         sv_multiply(m, &mats[SV_OUT], m->mixed, vec + sv_vector_offset(m, l, SV_B_OUT), 0, m->proj);
         for (int i = 0; i < d; i++) x[i] += m->proj[i];
         sv_layer_norm(x, d, vec + sv_vector_offset(m, l, SV_N1_W), vec + sv_vector_offset(m, l, SV_N1_B), m->eps);

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from runtime.bundle.box_facts import BoxFacts, read_l4t, read_gpu, version_matches
-from runtime.bundle.doctor import DoctorConfig, check_clock, run_checks
+from runtime.bundle.doctor import DoctorConfig, check_clock, check_native_step, run_checks
 from runtime.bundle.install import flash
 
 ORIN = BoxFacts(l4t="36.4.3", tensorrt="10.3.0.30", cuda="12.6.68", gpu_name="Jetson Orin", compute_capability="8.7")
@@ -40,6 +40,18 @@ def test_cpu_box_without_bundle(tmp_path):
     assert results["tensorrt"].startswith("OK   tensorrt: none")
     assert results["bundle"].startswith("FIX  bundle: no current release")
     assert "amplifier" not in results and "broker" not in results
+
+
+def test_native_step_line_says_whether_it_is_built_for_this_cpu(tmp_path):
+    from runtime.native.build import build, compiler
+
+    missing = check_native_step(tmp_path / "empty")
+    assert missing.line().startswith("FIX  native-step: the native decode step is not built for this CPU")
+    assert "python -m runtime.native.build" in missing.line()
+    if compiler() is None:
+        pytest.skip("no C compiler here")
+    build(tmp_path / "built")
+    assert check_native_step(tmp_path / "built").line().startswith("OK   native-step: built")
 
 
 def test_jetson_with_bundle_engines_amplifier_and_broker(make_bundle, keys, tmp_path):
