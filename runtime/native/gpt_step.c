@@ -605,12 +605,14 @@ static void sv_attention_task(void *ctx, int begin, int end) {
     }
 }
 
-/* One step. k_cache/v_cache: [n_layer, heads, rows, hd] float32 (head-major, rows < kv_len valid).
- * logits: [vocab]; k_new/v_new: [n_layer, d]. Returns 0, or -1 for a bad argument. */
-int sv_step(sv_model *m, int64_t token, int64_t position, int64_t kv_len, const float *k_cache, const float *v_cache,
-            int rows, float *logits, float *k_new, float *v_new) {
+/* One step. k_cache/v_cache: [n_layer, heads, rows, hd] float32 (head-major, rows < kv_len valid); with `write_row`
+ * the new token's K/V are also written into row kv_len of every head (which must exist). logits: [vocab];
+ * k_new/v_new: [n_layer, d]. Returns 0, or -1 for a bad argument. */
+int sv_step(sv_model *m, int64_t token, int64_t position, int64_t kv_len, float *k_cache, float *v_cache,
+            int rows, int write_row, float *logits, float *k_new, float *v_new) {
     int d = m->d, hd = d / m->heads;
     if (token < 0 || token >= m->emb_rows || kv_len < 0 || kv_len > rows || position < 0) return -1;
+    if (write_row && kv_len >= rows) return -1;
     for (int i = 0; i < m->n_layer * SV_PER_LAYER + 1; i++)
         if (!m->mats[i].w) return -1;
     if (m->scores_rows < kv_len + 1) {
@@ -635,6 +637,12 @@ int sv_step(sv_model *m, int64_t token, int64_t position, int64_t kv_len, const 
         sv_multiply(m, &mats[SV_QKV], x, vec + sv_vector_offset(m, l, SV_B_QKV), 0, m->qkv);
         memcpy(k_new + (size_t)l * d, m->qkv + d, sizeof(float) * d);
         memcpy(v_new + (size_t)l * d, m->qkv + 2 * d, sizeof(float) * d);
+        if (write_row) /* rows >= kv_len are not read this step: the new row may go in now */
+            for (int h = 0; h < m->heads; h++) {
+                size_t at = l * layer_cache + ((size_t)h * rows + kv_len) * hd;
+                memcpy(k_cache + at, m->qkv + d + h * hd, sizeof(float) * hd);
+                memcpy(v_cache + at, m->qkv + 2 * d + h * hd, sizeof(float) * hd);
+            }
         sv_attention att = {m, k_cache + l * layer_cache, v_cache + l * layer_cache, rows, (int)kv_len};
         sv_parallel(&m->pool, sv_attention_task, &att, (m->heads + SV_HEADS_AT_ONCE - 1) / SV_HEADS_AT_ONCE, 1);
         sv_multiply(m, &mats[SV_OUT], m->mixed, vec + sv_vector_offset(m, l, SV_B_OUT), 0, m->proj);

@@ -32,7 +32,7 @@ class NativeLibrary:
         lib.sv_set_embedding.argtypes = [ctypes.c_void_p, _f32p, ctypes.c_int, ctypes.c_int]
         lib.sv_step.restype = ctypes.c_int
         lib.sv_step.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
-                                ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+                                ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         self.lib = lib
         self.kernel_id = int(lib.sv_kernel())
         self.kernel = KERNELS.get(self.kernel_id, f"kernel {self.kernel_id}")

@@ -171,9 +171,10 @@ class HostKvCache:
         else:
             out = self.runner.run(self._feeds(token, audio_position, kv_len))
             k_new, v_new, logits = out["k_new"], out["v_new"], out["logits"]
-        split = (self.n_layer, 1, self.heads, self.head_dim)
-        self.k_all[:, :, :, kv_len] = np.asarray(k_new).reshape(split)
-        self.v_all[:, :, :, kv_len] = np.asarray(v_new).reshape(split)
+        if not getattr(self.runner, "writes_cache_rows", False):  # the native step writes row kv_len itself
+            split = (self.n_layer, 1, self.heads, self.head_dim)
+            self.k_all[:, :, :, kv_len] = np.asarray(k_new).reshape(split)
+            self.v_all[:, :, :, kv_len] = np.asarray(v_new).reshape(split)
         return logits
 
 

@@ -180,9 +180,14 @@ class NativeStepRunner:
     def __del__(self) -> None:
         self.close()
 
+    # The step writes the new token's K/V into row kv_len of the caches it is given (as well as into k_new / v_new),
+    # so HostKvCache skips its own write of that row.
+    writes_cache_rows = True
+
     def bind(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> Callable[[], None]:
         """A call that runs one step on `inputs` as they are when it is called (scalars read each time, caches by
-        address) into `outputs` (logits [1,V], k_new / v_new [L,1,1,D]); the arrays must outlive it."""
+        address) into `outputs` (logits [1,V], k_new / v_new [L,1,1,D]) and into cache row kv_len (which must
+        exist); the arrays must outlive it."""
         token, position, kv_len = inputs["token"], inputs["audio_position"], inputs["kv_len"]
         k0, v0 = inputs["k_cache_0"], inputs["v_cache_0"]
         rows = int(k0.shape[2])
@@ -203,11 +208,11 @@ class NativeStepRunner:
         def run() -> None:
             keep = (inputs, outputs)  # noqa: F841 (the addresses above belong to these arrays)
             status = step(handle, int(token.reshape(-1)[0]), int(position.reshape(-1)[0]), int(kv_len.reshape(-1)[0]),
-                          addresses[0], addresses[1], rows, addresses[2], addresses[3], addresses[4])
+                          addresses[0], addresses[1], rows, 1, addresses[2], addresses[3], addresses[4])
             if status != 0:
                 raise SynthesisError(
                     f"the native decode step refused token {int(token.reshape(-1)[0])} at kv_len {int(kv_len.reshape(-1)[0])} "
-                    f"of {rows} rows (a token outside the embedding or a cache overrun)"
+                    f"of {rows} rows (a token outside the embedding or a full cache)"
                 )
 
         return run
