@@ -82,7 +82,10 @@ class HostKvCache:
         self.n_layer = n_layer
         self.heads, self.head_dim = heads, d_model // heads
         self.capacity = capacity
-        self.static_cache = static_cache
+        # A runner that reads only rows < kv_len (the native step) gets the cache laid out at full capacity once:
+        # no growth moves, and rows beyond those in use are never zeroed (nor touched, so never paged in).
+        self.valid_rows_only = bool(getattr(runner, "reads_only_valid_rows", False))
+        self.static_cache = static_cache or self.valid_rows_only
         self.bucket_rows = max(1, int(bucket_rows))
         self.rows = 0  # rows held per layer (R)
         self.k_all = self.v_all = np.zeros((n_layer, 1, heads, 0, self.head_dim), dtype=np.float32)
@@ -125,7 +128,8 @@ class HostKvCache:
                     src, dst = block * old_rows * hd, block * rows * hd
                     arena[dst : dst + span] = arena[src : src + span]
             view = arena[: blocks * rows * hd].reshape(self.n_layer, 1, self.heads, rows, hd)
-            view[:, :, :, keep:] = 0.0
+            if not self.valid_rows_only:
+                view[:, :, :, keep:] = 0.0
             views.append(view)
         self.k_all, self.v_all = views
         self.rows = rows

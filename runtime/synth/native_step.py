@@ -181,8 +181,10 @@ class NativeStepRunner:
         self.close()
 
     # The step writes the new token's K/V into row kv_len of the caches it is given (as well as into k_new / v_new),
-    # so HostKvCache skips its own write of that row.
+    # so HostKvCache skips its own write of that row; and it reads only rows < kv_len, so HostKvCache lays the cache
+    # out at full capacity once (no bucket growth, no zeroed tail).
     writes_cache_rows = True
+    reads_only_valid_rows = True
 
     def bind(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> Callable[[], None]:
         """A call that runs one step on `inputs` as they are when it is called (scalars read each time, caches by

@@ -170,3 +170,17 @@ def test_no_compiler_is_a_clear_build_error(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", "no-such-compiler-here")
     with pytest.raises(NativeBuildError, match="no C compiler found"):
         build(tmp_path, force=True)
+
+
+def test_the_cache_is_laid_out_once_at_capacity_for_the_native_step(gpt_form_bundles, library):
+    """It reads only rows < kv_len: no bucket growth (no moves of every head's rows) and no zeroed tail."""
+    bundle = gpt_form_bundles["int8_column"]
+    n_layer, d_model, n_head = _gpt(bundle)
+    native = NativeStepRunner(bundle / "graphs" / "gpt_decode_step.onnx", n_head=n_head, threads=1, library=library)
+    cache = HostKvCache(native, n_layer=n_layer, d_model=d_model, capacity=200, n_head=n_head)
+    kv_len = cache.load_prefill(*(np.ones((n_layer, 1, 5, d_model), dtype=np.float32) for _ in range(2)))
+    assert cache.rows == 200
+    arena = cache.k_all
+    for i in range(40):  # past a 32-row bucket
+        cache.step(3, i, kv_len + i)
+    assert cache.k_all is arena and cache.rows == 200
