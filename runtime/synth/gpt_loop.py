@@ -116,8 +116,8 @@ class HostKvCache:
         rows must be finite, as 0 x NaN would poison the attention's weighted sum."""
         blocks, hd = self.n_layer * self.heads, self.head_dim
         if self._arena_k is None:
-            self._arena_k = np.empty(blocks * self.capacity * hd, dtype=np.float32)
-            self._arena_v = np.empty(blocks * self.capacity * hd, dtype=np.float32)
+            self._arena_k = _arena(blocks * self.capacity * hd, sparse=self.valid_rows_only)
+            self._arena_v = _arena(blocks * self.capacity * hd, sparse=self.valid_rows_only)
         old_rows = self.rows
         views = []
         for arena in (self._arena_k, self._arena_v):
@@ -180,6 +180,20 @@ class HostKvCache:
             self.k_all[:, :, :, kv_len] = np.asarray(k_new).reshape(split)
             self.v_all[:, :, :, kv_len] = np.asarray(v_new).reshape(split)
         return logits
+
+
+def _arena(count: int, *, sparse: bool) -> np.ndarray:
+    """`count` float32 values for a cache arena. A `sparse` one is laid out at full capacity with each head's rows
+    used from its start only, so it is anonymous memory kept off transparent huge pages: only the 4 KiB pages of rows
+    in use become resident, not every 2 MiB page that some head's first rows fall in (with THP on, the whole arena)."""
+    if not sparse:
+        return np.empty(count, dtype=np.float32)
+    import mmap
+
+    memory = mmap.mmap(-1, max(1, count) * 4)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        memory.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(memory, dtype=np.float32, count=count)
 
 
 def _declared_cache_heads(runner: GraphRunner) -> Optional[int]:
