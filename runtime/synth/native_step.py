@@ -63,7 +63,6 @@ class NativeStepRunner:
         from onnx import numpy_helper
 
         from runtime.native.library import load_library
-        from runtime.synth.weight_views import iter_weight_views
 
         self.graph_path = Path(graph_path)
         try:
@@ -134,7 +133,7 @@ class NativeStepRunner:
         self._handle = ctypes.c_void_p(handle)
         self._free = self.library.lib.sv_free
         try:
-            self._load(slots, array, iter_weight_views, initializers, embedding, n_layer, d_model, ff)
+            self._load(slots, array, embedding, n_layer, d_model)
         except BaseException:
             self.close()
             raise
@@ -143,7 +142,9 @@ class NativeStepRunner:
         self.threads = max(1, int(threads))
         self.backend = f"native-int8 ({self.library.kernel}, {self.threads} threads)"
 
-    def _load(self, slots, array, iter_weight_views, initializers, embedding, n_layer, d_model, ff) -> None:
+    def _load(self, slots, array, embedding, n_layer: int, d_model: int) -> None:
+        from runtime.synth.weight_views import iter_weight_views
+
         lib, handle = self.library.lib, self._handle
         by_weight = {node.input[1]: slot for slot, (node, _) in slots.items()}
         loaded = set()
