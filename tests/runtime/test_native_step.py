@@ -156,12 +156,17 @@ def test_an_unknown_step_choice_is_refused(gpt_form_bundles, monkeypatch):
         load_synthesizer(gpt_form_bundles["int8_column"])
 
 
-def test_a_token_outside_the_embedding_is_refused_clearly(gpt_form_bundles, library):
-    bundle = gpt_form_bundles["int8_column"]
+def _native_cache(bundle, library, capacity, prefix_rows):
+    """A one-thread native step over a host cache of `capacity` rows, `prefix_rows` of them loaded (all ones)."""
     n_layer, d_model, n_head = _gpt(bundle)
     native = NativeStepRunner(bundle / "graphs" / "gpt_decode_step.onnx", n_head=n_head, threads=1, library=library)
-    cache = HostKvCache(native, n_layer=n_layer, d_model=d_model, capacity=64, n_head=n_head)
-    kv_len = cache.load_prefill(*(np.zeros((n_layer, 1, 4, d_model), dtype=np.float32) for _ in range(2)))
+    cache = HostKvCache(native, n_layer=n_layer, d_model=d_model, capacity=capacity, n_head=n_head)
+    kv_len = cache.load_prefill(*(np.ones((n_layer, 1, prefix_rows, d_model), dtype=np.float32) for _ in range(2)))
+    return cache, kv_len
+
+
+def test_a_token_outside_the_embedding_is_refused_clearly(gpt_form_bundles, library):
+    cache, kv_len = _native_cache(gpt_form_bundles["int8_column"], library, capacity=64, prefix_rows=4)
     with pytest.raises(SynthesisError, match="refused token 5000"):
         cache.step(5000, 0, kv_len)
 
@@ -174,11 +179,7 @@ def test_no_compiler_is_a_clear_build_error(tmp_path, monkeypatch):
 
 def test_the_cache_is_laid_out_once_at_capacity_for_the_native_step(gpt_form_bundles, library):
     """It reads only rows < kv_len: no bucket growth (no moves of every head's rows) and no zeroed tail."""
-    bundle = gpt_form_bundles["int8_column"]
-    n_layer, d_model, n_head = _gpt(bundle)
-    native = NativeStepRunner(bundle / "graphs" / "gpt_decode_step.onnx", n_head=n_head, threads=1, library=library)
-    cache = HostKvCache(native, n_layer=n_layer, d_model=d_model, capacity=200, n_head=n_head)
-    kv_len = cache.load_prefill(*(np.ones((n_layer, 1, 5, d_model), dtype=np.float32) for _ in range(2)))
+    cache, kv_len = _native_cache(gpt_form_bundles["int8_column"], library, capacity=200, prefix_rows=5)
     assert cache.rows == 200
     arena = cache.k_all
     for i in range(40):  # past a 32-row bucket
