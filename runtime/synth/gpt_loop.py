@@ -113,7 +113,8 @@ class HostKvCache:
         The arenas are allocated once at full capacity and never touched beyond the rows in use, so memory grows with
         the rows actually used. Growing moves each head's rows forward in place, last head first (a move never
         overwrites rows not yet moved); reused memory is never faulted in again. Rows >= keep are zeroed: masked
-        rows must be finite, as 0 x NaN would poison the attention's weighted sum."""
+        rows must be finite, as 0 x NaN would poison the attention's weighted sum (not for a runner that reads only
+        rows < kv_len: there they are never read)."""
         blocks, hd = self.n_layer * self.heads, self.head_dim
         if self._arena_k is None:
             self._arena_k = _arena(blocks * self.capacity * hd, sparse=self.valid_rows_only)
