@@ -85,6 +85,7 @@ class HostKvCache:
         # A runner that reads only rows < kv_len (the native step) gets the cache laid out at full capacity once:
         # no growth moves, and rows beyond those in use are never zeroed (nor touched, so never paged in).
         self.valid_rows_only = bool(getattr(runner, "reads_only_valid_rows", False))
+        self._runner_writes_rows = bool(getattr(runner, "writes_cache_rows", False))  # the native step writes row kv_len
         self.static_cache = static_cache or self.valid_rows_only
         self.bucket_rows = max(1, int(bucket_rows))
         self.rows = 0  # rows held per layer (R)
@@ -176,7 +177,7 @@ class HostKvCache:
         else:
             out = self.runner.run(self._feeds(token, audio_position, kv_len))
             k_new, v_new, logits = out["k_new"], out["v_new"], out["logits"]
-        if not getattr(self.runner, "writes_cache_rows", False):  # the native step writes row kv_len itself
+        if not self._runner_writes_rows:
             split = (self.n_layer, 1, self.heads, self.head_dim)
             self.k_all[:, :, :, kv_len] = np.asarray(k_new).reshape(split)
             self.v_all[:, :, :, kv_len] = np.asarray(v_new).reshape(split)
